@@ -1,0 +1,224 @@
+//! One `Settings`, read once from flags and environment variables at start
+//! and passed down. Every value is checked here, so a bad one stops the
+//! process at once with exit code 2 and a message that names the variable.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::builder::BoolishValueParser;
+use sqlx::postgres::PgConnectOptions;
+
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/pricekeeper";
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Settings {
+    /// PostgreSQL connection URL. A missing database is created.
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL,
+          value_parser = database_url, hide_env_values = true, global = true,
+          help_heading = "Database")]
+    pub database_url: String,
+
+    /// How long to keep retrying an unreachable database before giving up.
+    #[arg(long, env = "PRICEKEEPER_DB_CONNECT_TIMEOUT", default_value = "30s",
+          value_parser = duration("PRICEKEEPER_DB_CONNECT_TIMEOUT", Duration::ZERO, Duration::from_secs(3600)),
+          global = true, help_heading = "Database")]
+    pub db_connect_timeout: Duration,
+
+    /// Size of the connection pool.
+    #[arg(long, env = "PRICEKEEPER_DB_MAX_CONNECTIONS", default_value_t = 10,
+          value_parser = ranged::<u32>("PRICEKEEPER_DB_MAX_CONNECTIONS", 1, 1000),
+          global = true, help_heading = "Database")]
+    pub db_max_connections: u32,
+
+    /// Log format: `pretty` for people, `json` for log collectors. Filter with RUST_LOG.
+    #[arg(long, env = "PRICEKEEPER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty,
+          global = true, help_heading = "Logging")]
+    pub log_format: LogFormat,
+
+    /// Minutes between live price refreshes.
+    #[arg(long, env = "FETCH_INTERVAL_MINUTES", default_value_t = 15,
+          value_parser = ranged::<u32>("FETCH_INTERVAL_MINUTES", 1, 1440),
+          global = true, help_heading = "Daemon")]
+    pub fetch_interval_minutes: u32,
+
+    /// Refresh an asset only while its market is open.
+    #[arg(long, env = "TRADING_HOURS_ONLY", default_value = "true",
+          value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set,
+          global = true, help_heading = "Daemon")]
+    pub trading_hours_only: bool,
+
+    /// Ceiling on requests per minute for every provider (each also has its own rate).
+    #[arg(long, env = "MAX_REQUESTS_PER_MINUTE",
+          value_parser = ranged::<u32>("MAX_REQUESTS_PER_MINUTE", 1, 1_000_000),
+          global = true, help_heading = "Providers")]
+    pub max_requests_per_minute: Option<u32>,
+
+    /// Backfill jobs a worker claims at once.
+    #[arg(long, env = "BACKFILL_BATCH_SIZE", default_value_t = 10,
+          value_parser = ranged::<u32>("BACKFILL_BATCH_SIZE", 1, 10_000),
+          global = true, help_heading = "Backfill")]
+    pub backfill_batch_size: u32,
+
+    /// Attempts before a backfill job is marked failed (rate limits do not count).
+    #[arg(long, env = "MAX_BACKFILL_ATTEMPTS", default_value_t = 5,
+          value_parser = ranged::<u32>("MAX_BACKFILL_ATTEMPTS", 1, 100),
+          global = true, help_heading = "Backfill")]
+    pub max_backfill_attempts: u32,
+
+    /// First retry delay, doubled on each further attempt: `5` (minutes) or `5m`, `90s`.
+    #[arg(long, env = "RETRY_EXPONENTIAL_BASE", default_value = "5",
+          value_parser = minutes_or_duration("RETRY_EXPONENTIAL_BASE", Duration::from_secs(1), Duration::from_secs(86_400)),
+          global = true, help_heading = "Backfill")]
+    pub retry_exponential_base: Duration,
+
+    /// CoinGecko demo API key (sent as x-cg-demo-api-key); optional.
+    #[arg(
+        long,
+        env = "COINGECKO_API_KEY",
+        hide_env_values = true,
+        global = true,
+        help_heading = "Providers"
+    )]
+    pub coingecko_api_key: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+impl Settings {
+    pub fn connect_options(&self) -> PgConnectOptions {
+        // Validated by the parser, so this cannot fail.
+        PgConnectOptions::from_str(&self.database_url).expect("DATABASE_URL was validated")
+    }
+}
+
+fn database_url(raw: &str) -> Result<String, String> {
+    let url = url::Url::parse(raw).map_err(|e| format!("DATABASE_URL is not a URL ({e})"))?;
+    if !matches!(url.scheme(), "postgres" | "postgresql") {
+        return Err(format!(
+            "DATABASE_URL must start with postgres:// or postgresql://, not {}://",
+            url.scheme()
+        ));
+    }
+    PgConnectOptions::from_str(raw)
+        .map_err(|e| format!("DATABASE_URL is not a valid PostgreSQL URL ({e})"))?;
+    Ok(raw.to_owned())
+}
+
+/// A parser for a number within `[min, max]` whose error names `var`.
+pub fn ranged<T>(var: &'static str, min: T, max: T) -> impl Fn(&str) -> Result<T, String> + Clone
+where
+    T: FromStr + PartialOrd + Copy + std::fmt::Display + Send + Sync + 'static,
+{
+    move |raw| {
+        let value: T = raw
+            .trim()
+            .parse()
+            .map_err(|_| format!("{var} must be a whole number from {min} to {max}"))?;
+        if value < min || value > max {
+            return Err(format!("{var} must be from {min} to {max}"));
+        }
+        Ok(value)
+    }
+}
+
+/// A parser for a humantime duration (`60s`, `5m`, `1h 30m`) within bounds.
+pub fn duration(
+    var: &'static str,
+    min: Duration,
+    max: Duration,
+) -> impl Fn(&str) -> Result<Duration, String> + Clone {
+    move |raw| {
+        let value = humantime::parse_duration(raw.trim())
+            .map_err(|e| format!("{var} must be a duration such as 30s or 5m ({e})"))?;
+        within(var, value, min, max)
+    }
+}
+
+/// Like [`duration`], but a bare number means minutes, as the design
+/// document writes `RETRY_EXPONENTIAL_BASE=5`.
+pub fn minutes_or_duration(
+    var: &'static str,
+    min: Duration,
+    max: Duration,
+) -> impl Fn(&str) -> Result<Duration, String> + Clone {
+    let as_duration = duration(var, min, max);
+    move |raw| match raw.trim().parse::<u64>() {
+        Ok(minutes) => within(
+            var,
+            Duration::from_secs(minutes.saturating_mul(60)),
+            min,
+            max,
+        ),
+        Err(_) => as_duration(raw),
+    }
+}
+
+fn within(var: &str, value: Duration, min: Duration, max: Duration) -> Result<Duration, String> {
+    if value < min || value > max {
+        return Err(format!(
+            "{var} must be from {} to {}",
+            humantime::format_duration(min),
+            humantime::format_duration(max)
+        ));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_base_accepts_bare_minutes_and_humantime() {
+        let parse = minutes_or_duration("X", Duration::from_secs(1), Duration::from_secs(86_400));
+        let cases = [
+            ("5", Ok(Duration::from_secs(300))),
+            ("5m", Ok(Duration::from_secs(300))),
+            ("90s", Ok(Duration::from_secs(90))),
+            ("1h 30m", Ok(Duration::from_secs(5400))),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(parse(raw), want, "{raw}");
+        }
+        for bad in ["0", "2d", "soon", "-5", ""] {
+            let err = parse(bad).unwrap_err();
+            assert!(err.starts_with("X must be"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn ranged_names_the_variable_and_bounds() {
+        let parse = ranged::<u32>("FETCH_INTERVAL_MINUTES", 1, 1440);
+        assert_eq!(parse("15"), Ok(15));
+        assert_eq!(
+            parse("0").unwrap_err(),
+            "FETCH_INTERVAL_MINUTES must be from 1 to 1440"
+        );
+        assert!(parse("ten").unwrap_err().contains("whole number"));
+    }
+
+    #[test]
+    fn database_url_rejects_what_is_not_postgres() {
+        assert!(database_url(DEFAULT_DATABASE_URL).is_ok());
+        assert!(database_url("postgresql://u:p@db:6543/x?sslmode=disable").is_ok());
+        assert!(
+            database_url("mysql://root@localhost/x")
+                .unwrap_err()
+                .contains("postgres://")
+        );
+        assert!(
+            database_url("not a url")
+                .unwrap_err()
+                .starts_with("DATABASE_URL")
+        );
+        assert!(
+            database_url("postgres://h:99999/x")
+                .unwrap_err()
+                .starts_with("DATABASE_URL")
+        );
+    }
+}

@@ -1,0 +1,149 @@
+//! The connection pool and the schema. `connect` waits (bounded) for an
+//! unreachable server, creates a missing database, and `migrate` applies the
+//! embedded migrations; both are safe to run from many processes at once.
+
+use std::time::{Duration, Instant};
+
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, Executor, PgConnection, PgPool};
+
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database server {host}:{port} unreachable after {waited}: {source}")]
+    Unreachable {
+        host: String,
+        port: u16,
+        waited: humantime::FormattedDuration,
+        source: sqlx::Error,
+    },
+    #[error("database server {host}:{port} refused the connection: {source}")]
+    Refused {
+        host: String,
+        port: u16,
+        source: sqlx::Error,
+    },
+    #[error("could not create database {name:?}: {source}")]
+    CreateDatabase { name: String, source: sqlx::Error },
+    #[error("migrations failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// Connects a pool, retrying with backoff while the server is unreachable
+/// (for at most `wait`), and creating the database when it does not exist.
+pub async fn connect(
+    options: &PgConnectOptions,
+    max_connections: u32,
+    wait: Duration,
+) -> Result<PgPool, DbError> {
+    let started = Instant::now();
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match PgConnection::connect_with(options).await {
+            Ok(conn) => {
+                // The first connection only proved the server is up.
+                let _ = conn.close().await;
+                break;
+            }
+            Err(e) if is_missing_database(&e) => create_database(options).await?,
+            Err(e) if is_transient(&e) && started.elapsed() + delay <= wait => {
+                tracing::warn!(
+                    host = options.get_host(),
+                    port = options.get_port(),
+                    error = %e,
+                    retry_in = %humantime::format_duration(delay),
+                    "database not reachable yet"
+                );
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(e) if is_transient(&e) => {
+                return Err(DbError::Unreachable {
+                    host: options.get_host().to_owned(),
+                    port: options.get_port(),
+                    waited: humantime::format_duration(round_to_ms(started.elapsed())),
+                    source: e,
+                });
+            }
+            Err(e) => {
+                return Err(DbError::Refused {
+                    host: options.get_host().to_owned(),
+                    port: options.get_port(),
+                    source: e,
+                });
+            }
+        }
+    }
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect_with(options.clone())
+        .await
+        .map_err(|e| DbError::Refused {
+            host: options.get_host().to_owned(),
+            port: options.get_port(),
+            source: e,
+        })
+}
+
+/// Applies pending migrations. sqlx holds an advisory lock while it does, so
+/// several processes starting together do not race.
+pub async fn migrate(pool: &PgPool) -> Result<(), DbError> {
+    MIGRATOR.run(pool).await?;
+    Ok(())
+}
+
+async fn create_database(options: &PgConnectOptions) -> Result<(), DbError> {
+    let name = options.get_database().unwrap_or("postgres").to_owned();
+    let create_err = |source| DbError::CreateDatabase {
+        name: name.clone(),
+        source,
+    };
+    let mut admin = options
+        .clone()
+        .database("postgres")
+        .log_statements(tracing::log::LevelFilter::Off)
+        .connect()
+        .await
+        .map_err(create_err)?;
+    let sql = format!("CREATE DATABASE {}", quote_ident(&name));
+    match admin.execute(sqlx::AssertSqlSafe(sql)).await {
+        Ok(_) => tracing::info!(database = %name, "database did not exist; created it"),
+        // Another process created it first: that is what we wanted.
+        Err(e) if db_code(&e).is_some_and(|c| c == "42P04" || c == "23505") => {}
+        Err(e) => return Err(create_err(e)),
+    }
+    let _ = admin.close().await;
+    Ok(())
+}
+
+/// Quotes an identifier for PostgreSQL (`"a""b"`).
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The SQLSTATE of a database error, if it is one.
+pub fn db_code(e: &sqlx::Error) -> Option<String> {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .map(|c| c.into_owned())
+}
+
+fn is_missing_database(e: &sqlx::Error) -> bool {
+    db_code(e).as_deref() == Some("3D000")
+}
+
+/// Errors worth waiting out: the server is down, starting or full.
+fn is_transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_) => true,
+        // cannot_connect_now (starting up / shutting down), too_many_connections
+        _ => matches!(db_code(e).as_deref(), Some("57P03" | "53300")),
+    }
+}
+
+fn round_to_ms(d: Duration) -> Duration {
+    Duration::from_millis(d.as_millis() as u64)
+}

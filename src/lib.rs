@@ -1,0 +1,15 @@
+//! pricekeeper keeps price history and live prices for exactly the assets
+//! that portfolios hold.
+//!
+//! A host application writes `portfolio_transactions`; a trigger appends each
+//! write to the `portfolio_events` outbox and wakes listeners with
+//! `pg_notify`. The orchestrator applies events exactly once, keeping a
+//! reference count per asset (`tracked_assets`) and queueing backfills
+//! (`backfill_queue`). Workers claim jobs with `FOR UPDATE SKIP LOCKED` under
+//! a lease, fetch daily history from free providers and bulk-upsert it into
+//! the year-partitioned `asset_prices`. PostgreSQL is the only moving part
+//! besides this binary.
+
+pub mod config;
+pub mod db;
+pub mod telemetry;

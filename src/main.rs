@@ -1,0 +1,82 @@
+//! The `pricekeeper` binary: parses the command line, sets up logging and
+//! hands over to the library. anyhow lives only here.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use pricekeeper::config::Settings;
+use pricekeeper::{db, telemetry};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "pricekeeper",
+    version,
+    about = "Keeps price history and live prices for the assets portfolios hold.",
+    long_about = "Keeps price history and live prices for exactly the assets that portfolios hold.\n\n\
+        A host application writes buy and sell transactions into PostgreSQL; pricekeeper turns \
+        each write into tracked assets and queued one-year backfills, and fills them from free \
+        market-data APIs. Every setting can be given as a flag or as the environment variable \
+        shown beside it."
+)]
+struct Cli {
+    #[command(flatten)]
+    settings: Settings,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create the database if it is missing and apply all migrations (idempotent).
+    Migrate,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(cli.settings.log_format);
+    match run(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!("{}", error_chain(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let settings = cli.settings;
+    match cli.command {
+        Command::Migrate => {
+            let pool = connect(&settings).await?;
+            db::migrate(&pool).await?;
+            tracing::info!(
+                migrations = db::MIGRATOR.iter().count(),
+                "database schema is up to date"
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn connect(settings: &Settings) -> anyhow::Result<sqlx::PgPool> {
+    Ok(db::connect(
+        &settings.connect_options(),
+        settings.db_max_connections,
+        settings.db_connect_timeout,
+    )
+    .await?)
+}
+
+/// The error and its causes, skipping a cause whose text the message above
+/// it already carries (many of ours embed their source).
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text = format!("{text}: {cause}");
+        }
+    }
+    text
+}

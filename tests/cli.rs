@@ -1,0 +1,107 @@
+//! The binary's contract with operators: exit codes and messages for bad
+//! configuration, and `migrate` on a database that does not exist yet.
+
+mod common;
+
+use std::process::{Command, Output};
+
+fn pricekeeper(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pricekeeper"));
+    cmd.args(args)
+        .env_remove("DATABASE_URL")
+        .env("NO_COLOR", "1");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run pricekeeper")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn help_lists_every_subcommand() {
+    let out = pricekeeper(&["--help"], &[]);
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for word in [
+        "migrate",
+        "DATABASE_URL",
+        "FETCH_INTERVAL_MINUTES",
+        "RETRY_EXPONENTIAL_BASE",
+    ] {
+        assert!(help.contains(word), "--help lacks {word}");
+    }
+}
+
+#[test]
+fn bad_settings_exit_2_naming_the_variable() {
+    let cases = [
+        ("DATABASE_URL", "mysql://root@localhost/x"),
+        ("DATABASE_URL", "postgres://h:notaport/x"),
+        ("FETCH_INTERVAL_MINUTES", "0"),
+        ("BACKFILL_BATCH_SIZE", "many"),
+        ("MAX_BACKFILL_ATTEMPTS", "0"),
+        ("RETRY_EXPONENTIAL_BASE", "soon"),
+        ("TRADING_HOURS_ONLY", "perhaps"),
+        ("MAX_REQUESTS_PER_MINUTE", "-3"),
+    ];
+    for (var, value) in cases {
+        let out = pricekeeper(&["migrate"], &[(var, value)]);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{var}={value}: {}",
+            stderr(&out)
+        );
+        let err = stderr(&out);
+        let names_it = err.contains(var) || err.contains(&var.to_lowercase().replace('_', "-"));
+        assert!(names_it, "{var}={value}: message does not name it: {err}");
+    }
+}
+
+#[test]
+fn unreachable_database_gives_up_naming_host_and_port() {
+    let out = pricekeeper(
+        &["migrate"],
+        &[
+            (
+                "DATABASE_URL",
+                "postgres://postgres@127.0.0.1:1/pricekeeper",
+            ),
+            ("PRICEKEEPER_DB_CONNECT_TIMEOUT", "1s"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("127.0.0.1:1 unreachable"), "{err}");
+    assert!(
+        err.contains("not reachable yet"),
+        "retried before giving up: {err}"
+    );
+}
+
+#[tokio::test]
+async fn migrate_creates_a_missing_database_and_is_idempotent() {
+    let (url, name) = common::unused_database_url().await;
+    let first = pricekeeper(&["migrate"], &[("DATABASE_URL", &url)]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert!(stderr(&first).contains("database did not exist; created it"));
+
+    let second = pricekeeper(&["migrate"], &[("DATABASE_URL", &url)]);
+    assert!(second.status.success(), "{}", stderr(&second));
+    assert!(!stderr(&second).contains("created it"));
+
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let tables: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM information_schema.tables
+         WHERE table_schema = 'public' AND table_name IN ('assets', 'backfill_queue')",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(tables, 2);
+    pool.close().await;
+    common::drop_database(&name).await;
+}
