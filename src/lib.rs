@@ -12,4 +12,5 @@
 
 pub mod config;
 pub mod db;
+pub mod shutdown;
 pub mod telemetry;
