@@ -71,6 +71,25 @@ pub struct Settings {
           global = true, help_heading = "Backfill")]
     pub retry_exponential_base: Duration,
 
+    /// Fallback poll interval for new events and due jobs, should a
+    /// notification be missed (`5s`, `1m`).
+    #[arg(long, env = "PRICEKEEPER_POLL_INTERVAL", default_value = "5s",
+          value_parser = duration("PRICEKEEPER_POLL_INTERVAL", Duration::from_millis(10), Duration::from_secs(3600)),
+          global = true, help_heading = "Events")]
+    pub poll_interval: Duration,
+
+    /// Outbox events the orchestrator applies per database transaction.
+    #[arg(long, env = "PRICEKEEPER_EVENT_BATCH_SIZE", default_value_t = 1000,
+          value_parser = ranged::<u32>("PRICEKEEPER_EVENT_BATCH_SIZE", 1, 100_000),
+          global = true, help_heading = "Events")]
+    pub event_batch_size: u32,
+
+    /// History queued for a newly held asset: this many months before the purchase.
+    #[arg(long, env = "PRICEKEEPER_BACKFILL_MONTHS", default_value_t = 12,
+          value_parser = ranged::<u32>("PRICEKEEPER_BACKFILL_MONTHS", 1, 1200),
+          global = true, help_heading = "Events")]
+    pub backfill_months: u32,
+
     /// CoinGecko demo API key (sent as x-cg-demo-api-key); optional.
     #[arg(
         long,
