@@ -12,5 +12,6 @@
 
 pub mod config;
 pub mod db;
+pub mod events;
 pub mod shutdown;
 pub mod telemetry;

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use pricekeeper::config::Settings;
-use pricekeeper::{db, telemetry};
+use pricekeeper::events::orchestrator::Orchestrator;
+use pricekeeper::{db, shutdown, telemetry};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -29,6 +30,11 @@ struct Cli {
 enum Command {
     /// Create the database if it is missing and apply all migrations (idempotent).
     Migrate,
+    /// Apply portfolio events: keep holdings and tracked assets, queue backfills.
+    ///
+    /// Runs until SIGINT/SIGTERM. Several workers may run against one
+    /// database; each applies events no other one holds.
+    Worker,
 }
 
 #[tokio::main]
@@ -54,6 +60,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 migrations = db::MIGRATOR.iter().count(),
                 "database schema is up to date"
             );
+        }
+        Command::Worker => {
+            let pool = connect(&settings).await?;
+            db::migrate(&pool).await?;
+            let cancel = shutdown::on_signal();
+            Orchestrator::new(pool, &settings).run(cancel).await;
         }
     }
     Ok(ExitCode::SUCCESS)

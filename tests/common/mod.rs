@@ -273,3 +273,35 @@ where
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// Waits for `check` to yield a value, polling, or panics after `deadline`.
+pub async fn eventually_some<T, F, Fut>(deadline: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = tokio::time::Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        if start.elapsed() > deadline {
+            panic!("timed out after {deadline:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Settings as the binary would parse them from these flags (and the
+/// environment), for code under test.
+pub fn settings(args: &[&str]) -> pricekeeper::config::Settings {
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        settings: pricekeeper::config::Settings,
+    }
+    let argv = std::iter::once("pricekeeper").chain(args.iter().copied());
+    <Cli as clap::Parser>::try_parse_from(argv)
+        .expect("valid test settings")
+        .settings
+}
