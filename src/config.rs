@@ -99,6 +99,9 @@ pub struct Settings {
         help_heading = "Providers"
     )]
     pub coingecko_api_key: Option<String>,
+
+    #[command(flatten)]
+    pub providers: crate::providers::settings::ProviderSettings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

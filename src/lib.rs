@@ -10,8 +10,10 @@
 //! the year-partitioned `asset_prices`. PostgreSQL is the only moving part
 //! besides this binary.
 
+pub mod commands;
 pub mod config;
 pub mod db;
 pub mod events;
+pub mod providers;
 pub mod shutdown;
 pub mod telemetry;

@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use pricekeeper::commands::fetch::{self, FetchArgs, QuoteArgs};
 use pricekeeper::config::Settings;
 use pricekeeper::events::orchestrator::Orchestrator;
 use pricekeeper::{db, shutdown, telemetry};
@@ -35,6 +36,17 @@ enum Command {
     /// Runs until SIGINT/SIGTERM. Several workers may run against one
     /// database; each applies events no other one holds.
     Worker,
+    /// Print validated bars for one symbol from one provider (no database).
+    ///
+    /// JSON (an array of objects) or CSV on stdout; rejected rows, flagged
+    /// bars and splits/dividends on stderr. Exit codes: 0 ok, 2 usage,
+    /// 3 not found, 4 rate limited (the wait on stderr), 1 anything else.
+    Fetch(FetchArgs),
+    /// Print current prices for symbols from one provider (no database).
+    ///
+    /// Same formats and exit codes as `fetch`; prices found are printed even
+    /// when some symbols are not.
+    Quote(QuoteArgs),
 }
 
 #[tokio::main]
@@ -61,6 +73,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "database schema is up to date"
             );
         }
+        Command::Fetch(args) => return Ok(fetch::fetch(&settings, args).await),
+        Command::Quote(args) => return Ok(fetch::quote(&settings, args).await),
         Command::Worker => {
             let pool = connect(&settings).await?;
             db::migrate(&pool).await?;

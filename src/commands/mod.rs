@@ -1,0 +1,4 @@
+//! Subcommands whose work is more than wiring (their argument structs and
+//! output), kept out of `main.rs`.
+
+pub mod fetch;

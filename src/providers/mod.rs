@@ -1,0 +1,377 @@
+//! Market-data providers behind one trait: Yahoo Finance (everything with a
+//! ticker), Binance and CoinGecko (crypto).
+//!
+//! Each provider owns its HTTP client (timeout, browser-like User-Agent), a
+//! token-bucket rate limiter and a base URL that settings can point at a
+//! local server. Whatever a provider answers is normalized into [`Bar`]s and
+//! [`Quote`]s (UTC instants, exact decimals, ISO currencies) and validated
+//! ([`validate`]); every failure is one [`ProviderError`] whose
+//! [`Disposition`] tells the caller to wait, retry or move down the chain.
+//! Invariant: no body, however broken, makes a provider panic.
+
+pub mod bar;
+pub mod binance;
+pub mod coingecko;
+pub mod error;
+pub mod http;
+pub mod rate_limit;
+pub mod settings;
+pub mod validate;
+pub mod yahoo;
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use url::Url;
+
+pub use bar::{Bar, BarFlag, CorporateEvent, History, Interval, Quote, Quotes, RawBar, Rejected};
+pub use binance::Binance;
+pub use coingecko::CoinGecko;
+pub use error::{Disposition, ProviderError};
+pub use rate_limit::{Rate, RateLimiter};
+pub use yahoo::Yahoo;
+
+use crate::config::Settings;
+use crate::db::assets::{Asset, AssetType};
+use error::ErrorContext;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
+pub enum ProviderKind {
+    Yahoo,
+    Binance,
+    #[value(name = "coingecko")]
+    CoinGecko,
+}
+
+impl ProviderKind {
+    pub const ALL: [ProviderKind; 3] = [Self::Yahoo, Self::Binance, Self::CoinGecko];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Yahoo => "yahoo",
+            Self::Binance => "binance",
+            Self::CoinGecko => "coingecko",
+        }
+    }
+}
+
+impl fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ProviderKind {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|kind| kind.as_str().eq_ignore_ascii_case(raw.trim()))
+            .ok_or_else(|| format!("unknown provider {raw:?}"))
+    }
+}
+
+/// One market-data source. Implementations are cheap to share
+/// (`Arc<dyn Provider>`) and safe to call from many tasks at once; the rate
+/// limiter paces them all.
+#[async_trait]
+pub trait Provider: Send + Sync + fmt::Debug {
+    fn kind(&self) -> ProviderKind;
+
+    /// The bar lengths [`Provider::history`] accepts.
+    fn intervals(&self) -> &'static [Interval];
+
+    /// Finished bars whose start falls on a date in `[from, to]` (in the
+    /// symbol's exchange time zone; UTC for crypto venues), oldest first.
+    /// A still-open bar is left out.
+    async fn history(
+        &self,
+        symbol: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+        interval: Interval,
+    ) -> Result<History, ProviderError>;
+
+    /// Current prices for `symbols`, in as few requests as the provider
+    /// allows. A symbol that fails alone is listed in [`Quotes::missing`];
+    /// an error that stops the whole batch is returned as `Err`.
+    async fn quotes(&self, symbols: &[String]) -> Result<Quotes, ProviderError>;
+}
+
+/// Where and how fast to call one provider.
+#[derive(Debug, Clone)]
+pub struct EndpointConfig {
+    pub base_url: Url,
+    pub rate: Rate,
+    pub timeout: Duration,
+    /// Bodies larger than this are bad data, not read to the end.
+    pub max_body: usize,
+}
+
+impl EndpointConfig {
+    /// A 10 s timeout and a 32 MiB body cap.
+    pub fn new(base_url: Url, rate: Rate) -> Self {
+        Self {
+            base_url,
+            rate,
+            timeout: Duration::from_secs(10),
+            max_body: http::DEFAULT_MAX_BODY,
+        }
+    }
+}
+
+/// The three providers built from settings, and the fallback chains.
+#[derive(Debug, Clone)]
+pub struct Providers {
+    yahoo: Arc<Yahoo>,
+    binance: Arc<Binance>,
+    coingecko: Arc<CoinGecko>,
+    crypto_chain: Vec<ProviderKind>,
+    market_chain: Vec<ProviderKind>,
+}
+
+impl Providers {
+    /// Fails only if an HTTP client cannot be built (no TLS backend).
+    pub fn from_settings(settings: &Settings) -> reqwest::Result<Self> {
+        let p = &settings.providers;
+        let config = |url: &Url, rate: Rate| {
+            let rate = match settings.max_requests_per_minute {
+                Some(ceiling) => rate.min(Rate::per_minute(ceiling)),
+                None => rate,
+            };
+            EndpointConfig {
+                timeout: p.http_timeout,
+                ..EndpointConfig::new(url.clone(), rate)
+            }
+        };
+        Ok(Self {
+            yahoo: Arc::new(Yahoo::new(config(&p.yahoo_url, p.yahoo_rate))?),
+            binance: Arc::new(Binance::new(
+                config(&p.binance_url, p.binance_rate),
+                p.binance_weight_limit,
+            )?),
+            coingecko: Arc::new(CoinGecko::new(
+                config(&p.coingecko_url, p.coingecko_rate),
+                settings.coingecko_api_key.clone(),
+                p.coingecko_vs_currency.clone(),
+            )?),
+            crypto_chain: p.crypto_chain.0.clone(),
+            market_chain: p.market_chain.0.clone(),
+        })
+    }
+
+    pub fn get(&self, kind: ProviderKind) -> Arc<dyn Provider> {
+        match kind {
+            ProviderKind::Yahoo => self.yahoo.clone(),
+            ProviderKind::Binance => self.binance.clone(),
+            ProviderKind::CoinGecko => self.coingecko.clone(),
+        }
+    }
+
+    /// Providers to try for an asset type, in order.
+    pub fn chain(&self, asset_type: AssetType) -> &[ProviderKind] {
+        match asset_type {
+            AssetType::Crypto => &self.crypto_chain,
+            AssetType::Stock
+            | AssetType::Etf
+            | AssetType::Commodity
+            | AssetType::Forex
+            | AssetType::Bond => &self.market_chain,
+        }
+    }
+
+    /// The chain for `asset` with the symbol each provider knows it by,
+    /// leaving out providers that have no symbol for it.
+    pub fn candidates(&self, asset: &Asset) -> Vec<(ProviderKind, String)> {
+        self.chain(asset.asset_type)
+            .iter()
+            .filter_map(|&kind| symbol_for(asset, kind).map(|symbol| (kind, symbol)))
+            .collect()
+    }
+}
+
+/// The symbol `kind` knows `asset` by: the catalog's own column when set,
+/// else a derivation that holds for the usual cases (Yahoo: the ticker,
+/// `BTC-USD` for crypto, `EURUSD=X` for FX; Binance: `BTCUSDT` for crypto
+/// priced in USD or USDT). CoinGecko ids cannot be derived from tickers.
+pub fn symbol_for(asset: &Asset, kind: ProviderKind) -> Option<String> {
+    let own = match kind {
+        ProviderKind::Yahoo => &asset.yahoo_symbol,
+        ProviderKind::Binance => &asset.binance_symbol,
+        ProviderKind::CoinGecko => &asset.coingecko_id,
+    };
+    if let Some(own) = own.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        return Some(own.to_owned());
+    }
+    let ticker = asset.symbol.trim();
+    if ticker.is_empty() {
+        return None;
+    }
+    let currency = asset
+        .currency
+        .as_deref()
+        .unwrap_or("USD")
+        .to_ascii_uppercase();
+    match (kind, asset.asset_type) {
+        (ProviderKind::Yahoo, AssetType::Crypto) if !ticker.contains('-') => {
+            Some(format!("{}-{currency}", ticker.to_ascii_uppercase()))
+        }
+        (ProviderKind::Yahoo, AssetType::Forex) => {
+            let pair: String = ticker.chars().filter(char::is_ascii_alphabetic).collect();
+            (pair.len() == 6).then(|| format!("{}=X", pair.to_ascii_uppercase()))
+        }
+        (ProviderKind::Yahoo, _) => Some(ticker.to_owned()),
+        (ProviderKind::Binance, AssetType::Crypto)
+            if matches!(currency.as_str(), "USD" | "USDT") =>
+        {
+            Some(format!("{}USDT", ticker.to_ascii_uppercase()))
+        }
+        _ => None,
+    }
+}
+
+/// Validates provider rows into a [`History`] and logs what was left out.
+pub(crate) fn assemble(
+    ctx: &ErrorContext,
+    interval: Interval,
+    currency: Option<String>,
+    timezone: Option<String>,
+    rows: Vec<RawBar>,
+    events: Vec<CorporateEvent>,
+    now: DateTime<Utc>,
+) -> History {
+    let checked = validate::validate(rows, currency.as_deref(), now);
+    for rejected in &checked.rejected {
+        tracing::debug!(provider = %ctx.provider, symbol = %ctx.symbol, ts = %rejected.ts,
+            reason = %rejected.reason, "row rejected");
+    }
+    if !checked.rejected.is_empty() {
+        tracing::warn!(provider = %ctx.provider, symbol = %ctx.symbol,
+            rejected = checked.rejected.len(), first = %checked.rejected[0].reason,
+            "rows rejected by validation");
+    }
+    let spikes = checked
+        .bars
+        .iter()
+        .filter(|b| b.flags.contains(&BarFlag::Spike))
+        .count();
+    if spikes > 0 {
+        tracing::warn!(provider = %ctx.provider, symbol = %ctx.symbol, spikes,
+            "close moved more than 50% in one bar; kept and flagged");
+    }
+    tracing::debug!(provider = %ctx.provider, symbol = %ctx.symbol, bars = checked.bars.len(),
+        skipped = checked.skipped, "history normalized");
+    History {
+        provider: ctx.provider,
+        symbol: ctx.symbol.clone(),
+        interval,
+        currency,
+        timezone,
+        bars: checked.bars,
+        events,
+        rejected: checked.rejected,
+        skipped: checked.skipped,
+    }
+}
+
+/// Ends a batch quote request after a failure that stopped a whole batch
+/// (a 429, a timeout): `Err` when nothing was answered yet, so the caller
+/// sees one clear error; otherwise the quotes in hand are kept and every
+/// symbol left unanswered is listed as missing with that error.
+pub(crate) fn batch_failure(
+    mut out: Quotes,
+    unanswered: &[String],
+    error: ProviderError,
+) -> Result<Quotes, ProviderError> {
+    if out.quotes.is_empty() && out.missing.is_empty() {
+        return Err(error);
+    }
+    out.missing
+        .extend(unanswered.iter().map(|symbol| error.with_symbol(symbol)));
+    Ok(out)
+}
+
+/// Refuses an interval the provider does not serve or an inverted range.
+pub(crate) fn check_request(
+    ctx: &ErrorContext,
+    supported: &[Interval],
+    from: NaiveDate,
+    to: NaiveDate,
+    interval: Interval,
+) -> Result<(), ProviderError> {
+    if !supported.contains(&interval) {
+        let names: Vec<&str> = supported.iter().map(|i| i.as_str()).collect();
+        return Err(ctx.unsupported(format!(
+            "interval {interval} is not offered; use {}",
+            names.join(", ")
+        )));
+    }
+    if from > to {
+        return Err(ctx.unsupported(format!("the range starts ({from}) after it ends ({to})")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn asset(symbol: &str, asset_type: AssetType, currency: Option<&str>) -> Asset {
+        Asset {
+            id: 1,
+            symbol: symbol.to_owned(),
+            asset_type,
+            exchange: "X".to_owned(),
+            currency: currency.map(str::to_owned),
+            yahoo_symbol: None,
+            binance_symbol: None,
+            coingecko_id: None,
+            active: true,
+        }
+    }
+
+    #[test]
+    fn symbols_fall_back_sensibly() {
+        use AssetType::*;
+        use ProviderKind::*;
+        let cases = [
+            (asset("AAPL", Stock, Some("USD")), Yahoo, Some("AAPL")),
+            (asset("AAPL", Stock, Some("USD")), Binance, None),
+            (asset("AAPL", Stock, Some("USD")), CoinGecko, None),
+            (asset("btc", Crypto, None), Yahoo, Some("BTC-USD")),
+            (asset("BTC", Crypto, Some("EUR")), Yahoo, Some("BTC-EUR")),
+            (asset("BTC", Crypto, Some("USD")), Binance, Some("BTCUSDT")),
+            (asset("BTC", Crypto, Some("EUR")), Binance, None),
+            (asset("BTC", Crypto, None), CoinGecko, None),
+            (asset("EUR/USD", Forex, None), Yahoo, Some("EURUSD=X")),
+            (asset("GC=F", Commodity, None), Yahoo, Some("GC=F")),
+        ];
+        for (asset, kind, want) in cases {
+            assert_eq!(
+                symbol_for(&asset, kind).as_deref(),
+                want,
+                "{} {kind}",
+                asset.symbol
+            );
+        }
+        let mut own = asset("Ocado", Stock, Some("GBP"));
+        own.yahoo_symbol = Some("OCDO.L".to_owned());
+        own.coingecko_id = Some("  ".to_owned());
+        assert_eq!(symbol_for(&own, Yahoo).as_deref(), Some("OCDO.L"));
+        assert_eq!(symbol_for(&own, CoinGecko), None);
+    }
+
+    #[test]
+    fn kinds_round_trip() {
+        for kind in ProviderKind::ALL {
+            assert_eq!(kind.as_str().parse::<ProviderKind>(), Ok(kind));
+        }
+        assert_eq!("CoinGecko".parse(), Ok(ProviderKind::CoinGecko));
+        assert!("kraken".parse::<ProviderKind>().is_err());
+    }
+}

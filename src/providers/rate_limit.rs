@@ -1,0 +1,363 @@
+//! Per-provider pacing: a token bucket (governor's GCRA) on tokio's clock, so
+//! tests drive it with paused time, plus two ways the provider itself can
+//! slow us down:
+//!
+//! - a *hold*: the next requests wait until an instant (Binance's used
+//!   weight near its budget); short, so callers simply wait;
+//! - a *cooldown*: the provider said 429/418 with a Retry-After; calls fail
+//!   at once with `RateLimited` until it ends, so a worker snoozes its job
+//!   instead of sleeping on it, and nobody keeps hammering.
+
+use std::fmt;
+use std::num::NonZeroU32;
+use std::ops::Add;
+use std::str::FromStr;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use governor::clock::{Clock, Reference};
+use governor::middleware::NoOpMiddleware;
+use governor::nanos::Nanos;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter as Gcra};
+use tokio::time::Instant;
+
+/// A request budget: `count` requests per `per`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub count: u32,
+    pub per: Duration,
+}
+
+impl Rate {
+    pub const fn per_minute(count: u32) -> Self {
+        Self {
+            count,
+            per: Duration::from_secs(60),
+        }
+    }
+
+    pub const fn per_hour(count: u32) -> Self {
+        Self {
+            count,
+            per: Duration::from_secs(3600),
+        }
+    }
+
+    /// The slower of two rates.
+    pub fn min(self, other: Rate) -> Rate {
+        // a/p < b/q  <=>  a*q < b*p, in nanoseconds to stay exact.
+        let left = u128::from(self.count) * other.per.as_nanos();
+        let right = u128::from(other.count) * self.per.as_nanos();
+        if left <= right { self } else { other }
+    }
+
+    /// Time between two requests at a steady pace.
+    pub fn interval(self) -> Duration {
+        self.per / self.count.max(1)
+    }
+
+    /// How many requests may go at once after a quiet spell: ten seconds'
+    /// worth, at least one and at most `count`. A full bucket of an hourly
+    /// budget (2000 Yahoo requests at once) is exactly the hammering that
+    /// earns 429s.
+    pub fn burst(self) -> NonZeroU32 {
+        let ten_secs = Duration::from_secs(10).as_nanos();
+        let worth = (u128::from(self.count) * ten_secs).div_ceil(self.per.as_nanos().max(1));
+        let burst = worth.clamp(1, u128::from(self.count.max(1)));
+        NonZeroU32::new(u32::try_from(burst).unwrap_or(u32::MAX)).unwrap_or(NonZeroU32::MIN)
+    }
+}
+
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.count, humantime::format_duration(self.per))
+    }
+}
+
+impl FromStr for Rate {
+    type Err = String;
+
+    /// `2000/h`, `1200/min`, `50/min`, `10/s`, `100/1h`, `5/30s`.
+    fn from_str(raw: &str) -> Result<Self, String> {
+        let (count, unit) = raw
+            .trim()
+            .split_once('/')
+            .ok_or("no `/` between count and duration")?;
+        let count: u32 = count
+            .trim()
+            .parse()
+            .map_err(|_| format!("{:?} is not a whole number", count.trim()))?;
+        if count == 0 {
+            return Err("the count must be at least 1".to_owned());
+        }
+        let unit = unit.trim();
+        let per = match unit {
+            "s" | "sec" | "second" => Duration::from_secs(1),
+            "min" | "minute" => Duration::from_secs(60),
+            "h" | "hour" => Duration::from_secs(3600),
+            "d" | "day" => Duration::from_secs(86_400),
+            _ => humantime::parse_duration(unit).map_err(|e| format!("{unit:?}: {e}"))?,
+        };
+        if per < Duration::from_millis(1) || per > Duration::from_secs(86_400) {
+            return Err("the duration must be from 1ms to 1 day".to_owned());
+        }
+        Ok(Self { count, per })
+    }
+}
+
+/// A clap value parser for a [`Rate`] whose error names `var`.
+pub fn rate(var: &'static str) -> impl Fn(&str) -> Result<Rate, String> + Clone {
+    move |raw| {
+        raw.parse().map_err(|e| {
+            format!("{var} must be a count per duration such as 2000/h, 1200/min or 50/min ({e})")
+        })
+    }
+}
+
+/// governor's clock, backed by tokio's (pausable) `Instant`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokioClock;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TokioInstant(Instant);
+
+impl Add<Nanos> for TokioInstant {
+    type Output = Self;
+
+    fn add(self, other: Nanos) -> Self {
+        Self(self.0 + Duration::from(other))
+    }
+}
+
+impl Reference for TokioInstant {
+    fn duration_since(&self, earlier: Self) -> Nanos {
+        self.0.saturating_duration_since(earlier.0).into()
+    }
+
+    fn saturating_sub(&self, duration: Nanos) -> Self {
+        self.0
+            .checked_sub(Duration::from(duration))
+            .map_or(*self, Self)
+    }
+}
+
+impl Clock for TokioClock {
+    type Instant = TokioInstant;
+
+    fn now(&self) -> TokioInstant {
+        TokioInstant(Instant::now())
+    }
+}
+
+pub struct RateLimiter {
+    rate: Rate,
+    bucket: Gcra<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<TokioInstant>>,
+    hold_until: Mutex<Option<Instant>>,
+    cooldown_until: Mutex<Option<Instant>>,
+}
+
+impl fmt::Debug for RateLimiter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RateLimiter")
+            .field("rate", &self.rate)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RateLimiter {
+    pub fn new(rate: Rate) -> Self {
+        let quota = Quota::with_period(rate.interval().max(Duration::from_nanos(1)))
+            .expect("period is at least one nanosecond")
+            .allow_burst(rate.burst());
+        Self {
+            rate,
+            bucket: Gcra::direct_with_clock(quota, TokioClock),
+            hold_until: Mutex::new(None),
+            cooldown_until: Mutex::new(None),
+        }
+    }
+
+    pub fn rate(&self) -> Rate {
+        self.rate
+    }
+
+    /// Waits until a request may be sent: past any hold, then a token.
+    pub async fn acquire(&self) {
+        if let Some(until) = self.held_until() {
+            tokio::time::sleep_until(until).await;
+        }
+        loop {
+            match self.bucket.check() {
+                Ok(()) => return,
+                Err(not_until) => {
+                    let wait = not_until.wait_time_from(TokioClock.now());
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+
+    /// Makes requests wait until `until` (later holds win).
+    pub fn hold(&self, until: Instant) {
+        extend(&self.hold_until, until);
+    }
+
+    pub fn held_until(&self) -> Option<Instant> {
+        current(&self.hold_until)
+    }
+
+    /// Refuses requests until `until` (later cooldowns win).
+    pub fn cool_down(&self, until: Instant) {
+        extend(&self.cooldown_until, until);
+    }
+
+    /// How long the provider's cooldown has left, if one is in force.
+    pub fn cooldown_left(&self) -> Option<Duration> {
+        current(&self.cooldown_until).map(|until| until - Instant::now())
+    }
+}
+
+fn extend(slot: &Mutex<Option<Instant>>, until: Instant) {
+    let mut slot = slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if slot.is_none_or(|current| current < until) {
+        *slot = Some(until);
+    }
+}
+
+fn current(slot: &Mutex<Option<Instant>>) -> Option<Instant> {
+    let slot = slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    slot.filter(|until| *until > Instant::now())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_parse_in_every_spelling() {
+        let cases = [
+            ("2000/h", Rate::per_hour(2000)),
+            ("1200/min", Rate::per_minute(1200)),
+            ("50/min", Rate::per_minute(50)),
+            (
+                " 10 / s ",
+                Rate {
+                    count: 10,
+                    per: Duration::from_secs(1),
+                },
+            ),
+            ("100/1h", Rate::per_hour(100)),
+            (
+                "5/30s",
+                Rate {
+                    count: 5,
+                    per: Duration::from_secs(30),
+                },
+            ),
+            ("60/1m", Rate::per_minute(60)),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(raw.parse::<Rate>(), Ok(want), "{raw}");
+        }
+        for bad in [
+            "",
+            "2000",
+            "0/min",
+            "-1/min",
+            "ten/min",
+            "5/fortnight",
+            "5/0s",
+            "5/2d",
+        ] {
+            assert!(bad.parse::<Rate>().is_err(), "{bad}");
+        }
+        let err = rate("PRICEKEEPER_YAHOO_RATE")("2000").unwrap_err();
+        assert!(
+            err.starts_with("PRICEKEEPER_YAHOO_RATE must be a count per duration"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_slower_rate_wins_and_bursts_are_ten_seconds() {
+        let ceiling = Rate::per_minute(30);
+        assert_eq!(Rate::per_hour(2000).min(ceiling), ceiling); // 33/min > 30/min
+        assert_eq!(Rate::per_minute(20).min(ceiling), Rate::per_minute(20));
+        assert_eq!(Rate::per_hour(2000).burst().get(), 6);
+        assert_eq!(Rate::per_minute(1200).burst().get(), 200);
+        assert_eq!(Rate::per_minute(50).burst().get(), 9);
+        assert_eq!(Rate::per_hour(1).burst().get(), 1);
+        assert_eq!(
+            Rate {
+                count: 3,
+                per: Duration::from_secs(1)
+            }
+            .burst()
+            .get(),
+            3
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bucket_lets_a_burst_through_then_paces() {
+        let limiter = RateLimiter::new(Rate::per_minute(60)); // 1/s, burst 10
+        let start = Instant::now();
+        for _ in 0..10 {
+            limiter.acquire().await;
+        }
+        assert_eq!(
+            start.elapsed(),
+            Duration::ZERO,
+            "the burst waits for nothing"
+        );
+        for _ in 0..5 {
+            limiter.acquire().await;
+        }
+        let paced = start.elapsed();
+        assert!(
+            paced >= Duration::from_secs(5) && paced < Duration::from_millis(5100),
+            "{paced:?}"
+        );
+        // After a quiet minute the whole burst is back.
+        tokio::time::advance(Duration::from_secs(60)).await;
+        let again = Instant::now();
+        for _ in 0..10 {
+            limiter.acquire().await;
+        }
+        assert_eq!(again.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn hourly_budget_is_spread_over_the_hour() {
+        let limiter = RateLimiter::new(Rate::per_hour(2000));
+        let start = Instant::now();
+        for _ in 0..106 {
+            limiter.acquire().await;
+        }
+        // 6 at once, then one every 1.8 s.
+        let elapsed = start.elapsed();
+        assert!(
+            elapsed >= Duration::from_secs(180) && elapsed < Duration::from_secs(181),
+            "{elapsed:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn hold_delays_and_cooldown_counts_down() {
+        let limiter = RateLimiter::new(Rate::per_minute(1200));
+        let start = Instant::now();
+        limiter.hold(start + Duration::from_secs(30));
+        limiter.hold(start + Duration::from_secs(10)); // earlier hold does not shorten it
+        limiter.acquire().await;
+        assert_eq!(start.elapsed(), Duration::from_secs(30));
+        assert_eq!(limiter.held_until(), None);
+
+        limiter.cool_down(Instant::now() + Duration::from_secs(120));
+        assert_eq!(limiter.cooldown_left(), Some(Duration::from_secs(120)));
+        tokio::time::advance(Duration::from_secs(100)).await;
+        assert_eq!(limiter.cooldown_left(), Some(Duration::from_secs(20)));
+        tokio::time::advance(Duration::from_secs(20)).await;
+        assert_eq!(limiter.cooldown_left(), None);
+    }
+}

@@ -1,0 +1,164 @@
+//! Provider settings: rates, base URLs, timeout and fallback chains, each a
+//! flag and an environment variable, checked at start like every setting
+//! (a bad value exits 2 naming the variable). `COINGECKO_API_KEY` and
+//! `MAX_REQUESTS_PER_MINUTE` keep their design-document names and live in
+//! [`crate::config::Settings`].
+
+use std::time::Duration;
+
+use url::Url;
+
+use super::ProviderKind;
+use super::rate_limit::{Rate, rate};
+use crate::config::{duration, ranged};
+
+pub const DEFAULT_YAHOO_URL: &str = "https://query1.finance.yahoo.com";
+pub const DEFAULT_BINANCE_URL: &str = "https://api.binance.com";
+pub const DEFAULT_COINGECKO_URL: &str = "https://api.coingecko.com/api/v3";
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ProviderSettings {
+    /// Yahoo Finance request budget, a count per duration (`2000/h`, `30/min`).
+    #[arg(long, env = "PRICEKEEPER_YAHOO_RATE", default_value = "2000/h",
+          value_parser = rate("PRICEKEEPER_YAHOO_RATE"), global = true, help_heading = "Providers")]
+    pub yahoo_rate: Rate,
+
+    /// Binance request budget, a count per duration.
+    #[arg(long, env = "PRICEKEEPER_BINANCE_RATE", default_value = "1200/min",
+          value_parser = rate("PRICEKEEPER_BINANCE_RATE"), global = true, help_heading = "Providers")]
+    pub binance_rate: Rate,
+
+    /// CoinGecko request budget, a count per duration (keyless use allows about 10/min).
+    #[arg(long, env = "PRICEKEEPER_COINGECKO_RATE", default_value = "50/min",
+          value_parser = rate("PRICEKEEPER_COINGECKO_RATE"), global = true, help_heading = "Providers")]
+    pub coingecko_rate: Rate,
+
+    /// Binance request-weight budget per minute; requests slow down at 80% of it.
+    #[arg(long, env = "PRICEKEEPER_BINANCE_WEIGHT_LIMIT", default_value_t = 6000,
+          value_parser = ranged::<u32>("PRICEKEEPER_BINANCE_WEIGHT_LIMIT", 10, 1_000_000),
+          global = true, help_heading = "Providers")]
+    pub binance_weight_limit: u32,
+
+    /// Yahoo Finance base URL (`query1` or `query2`, or a local server in tests).
+    #[arg(long, env = "PRICEKEEPER_YAHOO_URL", default_value = DEFAULT_YAHOO_URL,
+          value_parser = base_url("PRICEKEEPER_YAHOO_URL"), global = true, help_heading = "Providers")]
+    pub yahoo_url: Url,
+
+    /// Binance base URL (or the market-data-only https://data-api.binance.vision).
+    #[arg(long, env = "PRICEKEEPER_BINANCE_URL", default_value = DEFAULT_BINANCE_URL,
+          value_parser = base_url("PRICEKEEPER_BINANCE_URL"), global = true, help_heading = "Providers")]
+    pub binance_url: Url,
+
+    /// CoinGecko base URL; a `pro-api.coingecko.com` URL sends the key as a Pro key.
+    #[arg(long, env = "PRICEKEEPER_COINGECKO_URL", default_value = DEFAULT_COINGECKO_URL,
+          value_parser = base_url("PRICEKEEPER_COINGECKO_URL"), global = true, help_heading = "Providers")]
+    pub coingecko_url: Url,
+
+    /// Currency CoinGecko prices are asked in (an ISO code CoinGecko knows).
+    #[arg(long, env = "PRICEKEEPER_COINGECKO_VS_CURRENCY", default_value = "usd",
+          value_parser = currency_code("PRICEKEEPER_COINGECKO_VS_CURRENCY"),
+          global = true, help_heading = "Providers")]
+    pub coingecko_vs_currency: String,
+
+    /// Time limit for one provider request, body included.
+    #[arg(long, env = "PRICEKEEPER_HTTP_TIMEOUT", default_value = "10s",
+          value_parser = duration("PRICEKEEPER_HTTP_TIMEOUT", Duration::from_millis(10), Duration::from_secs(300)),
+          global = true, help_heading = "Providers")]
+    pub http_timeout: Duration,
+
+    /// Providers tried in turn for crypto assets.
+    #[arg(long, env = "PRICEKEEPER_CRYPTO_CHAIN", default_value = "binance,coingecko,yahoo",
+          value_parser = chain("PRICEKEEPER_CRYPTO_CHAIN"), global = true, help_heading = "Providers")]
+    pub crypto_chain: Chain,
+
+    /// Providers tried in turn for stocks, ETFs, commodities, FX and bonds.
+    #[arg(long, env = "PRICEKEEPER_MARKET_CHAIN", default_value = "yahoo",
+          value_parser = chain("PRICEKEEPER_MARKET_CHAIN"), global = true, help_heading = "Providers")]
+    pub market_chain: Chain,
+}
+
+/// An ordered list of providers without repeats, never empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chain(pub Vec<ProviderKind>);
+
+fn chain(var: &'static str) -> impl Fn(&str) -> Result<Chain, String> + Clone {
+    move |raw| {
+        let mut kinds = Vec::new();
+        for name in raw.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let kind: ProviderKind = name.parse().map_err(|_| {
+                format!("{var}: unknown provider {name:?}; use yahoo, binance or coingecko, comma-separated")
+            })?;
+            if kinds.contains(&kind) {
+                return Err(format!("{var} names {name} twice"));
+            }
+            kinds.push(kind);
+        }
+        if kinds.is_empty() {
+            return Err(format!("{var} must name at least one provider"));
+        }
+        Ok(Chain(kinds))
+    }
+}
+
+fn base_url(var: &'static str) -> impl Fn(&str) -> Result<Url, String> + Clone {
+    move |raw| {
+        let url = Url::parse(raw.trim()).map_err(|e| format!("{var} is not a URL ({e})"))?;
+        if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
+            return Err(format!("{var} must be an http:// or https:// URL"));
+        }
+        Ok(url)
+    }
+}
+
+fn currency_code(var: &'static str) -> impl Fn(&str) -> Result<String, String> + Clone {
+    move |raw| {
+        let code = raw.trim().to_ascii_lowercase();
+        if code.len() < 3 || code.len() > 5 || !code.bytes().all(|b| b.is_ascii_lowercase()) {
+            return Err(format!("{var} must be a currency code such as usd or eur"));
+        }
+        Ok(code)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chains_parse_in_order_without_repeats() {
+        let parse = chain("PRICEKEEPER_CRYPTO_CHAIN");
+        assert_eq!(
+            parse("binance, coingecko,yahoo"),
+            Ok(Chain(vec![
+                ProviderKind::Binance,
+                ProviderKind::CoinGecko,
+                ProviderKind::Yahoo
+            ]))
+        );
+        assert_eq!(parse("yahoo"), Ok(Chain(vec![ProviderKind::Yahoo])));
+        for bad in ["", " , ", "binance,binance", "kraken"] {
+            let err = parse(bad).unwrap_err();
+            assert!(err.contains("PRICEKEEPER_CRYPTO_CHAIN"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn base_urls_must_be_http() {
+        let parse = base_url("PRICEKEEPER_YAHOO_URL");
+        assert!(parse("http://127.0.0.1:8080").is_ok());
+        assert!(parse("https://api.coingecko.com/api/v3").is_ok());
+        for bad in ["ftp://x", "not a url", "mailto:a@b"] {
+            assert!(
+                parse(bad).unwrap_err().starts_with("PRICEKEEPER_YAHOO_URL"),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn currency_codes_are_lowercased() {
+        let parse = currency_code("X");
+        assert_eq!(parse("EUR"), Ok("eur".to_owned()));
+        assert!(parse("e1").is_err());
+    }
+}
