@@ -15,5 +15,6 @@ pub mod config;
 pub mod db;
 pub mod events;
 pub mod providers;
+pub mod queue;
 pub mod shutdown;
 pub mod telemetry;

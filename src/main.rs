@@ -7,7 +7,12 @@ use clap::{Parser, Subcommand};
 use pricekeeper::commands::fetch::{self, FetchArgs, QuoteArgs};
 use pricekeeper::config::Settings;
 use pricekeeper::events::orchestrator::Orchestrator;
+use pricekeeper::providers::Providers;
+use pricekeeper::queue::backfill::Backfill;
+use pricekeeper::queue::{Worker, WorkerConfig};
 use pricekeeper::{db, shutdown, telemetry};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -31,11 +36,19 @@ struct Cli {
 enum Command {
     /// Create the database if it is missing and apply all migrations (idempotent).
     Migrate,
-    /// Apply portfolio events: keep holdings and tracked assets, queue backfills.
+    /// Apply portfolio events and run the backfill workers and their reaper.
     ///
-    /// Runs until SIGINT/SIGTERM. Several workers may run against one
-    /// database; each applies events no other one holds.
+    /// Keeps holdings and tracked assets, queues backfills, and fills them
+    /// from the providers, `--concurrency` jobs at a time. Runs until
+    /// SIGINT/SIGTERM: then it claims nothing more, lets running jobs finish
+    /// within `--shutdown-grace`, hands the rest back to the queue and exits 0.
+    /// Several workers may run against one database, on any number of machines.
     Worker,
+    /// Everything a single machine needs, in one process.
+    ///
+    /// For now the same as `worker` (orchestrator, backfill workers, reaper):
+    /// the live price daemon does not exist yet.
+    Run,
     /// Print validated bars for one symbol from one provider (no database).
     ///
     /// JSON (an array of objects) or CSV on stdout; rejected rows, flagged
@@ -75,14 +88,44 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Fetch(args) => return Ok(fetch::fetch(&settings, args).await),
         Command::Quote(args) => return Ok(fetch::quote(&settings, args).await),
-        Command::Worker => {
+        Command::Worker | Command::Run => {
             let pool = connect(&settings).await?;
             db::migrate(&pool).await?;
             let cancel = shutdown::on_signal();
-            Orchestrator::new(pool, &settings).run(cancel).await;
+            run_worker(pool, &settings, cancel).await?;
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The orchestrator and the backfill workers (with their reaper) side by
+/// side until `cancel`; a task that dies cancels the others.
+async fn run_worker(
+    pool: sqlx::PgPool,
+    settings: &Settings,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
+    let providers = Providers::from_settings(settings)?;
+    let backfill = Backfill::new(pool.clone(), providers, settings.retry_exponential_base);
+    let workers = Worker::new(
+        pool.clone(),
+        WorkerConfig::from_settings(settings),
+        backfill,
+    );
+    let mut tasks = JoinSet::new();
+    tasks.spawn(Orchestrator::new(pool, settings).run(cancel.clone()));
+    tasks.spawn(workers.run(cancel.clone()));
+    let mut failure = None;
+    while let Some(ended) = tasks.join_next().await {
+        if let Err(e) = ended {
+            cancel.cancel();
+            failure.get_or_insert(e);
+        }
+    }
+    match failure {
+        Some(e) => Err(anyhow::anyhow!("a worker task crashed: {e}")),
+        None => Ok(()),
+    }
 }
 
 async fn connect(settings: &Settings) -> anyhow::Result<sqlx::PgPool> {
