@@ -71,6 +71,27 @@ pub struct Settings {
           global = true, help_heading = "Backfill")]
     pub retry_exponential_base: Duration,
 
+    /// How long a claimed backfill job stays reserved for its worker; renewed
+    /// while the job runs, and returned to the queue by the reaper once it
+    /// runs out (a crashed or frozen worker).
+    #[arg(long = "lease", env = "PRICEKEEPER_JOB_LEASE", default_value = "60s",
+          value_parser = duration("PRICEKEEPER_JOB_LEASE", Duration::from_secs(1), Duration::from_secs(3600)),
+          global = true, help_heading = "Backfill")]
+    pub job_lease: Duration,
+
+    /// Backfill jobs one worker process runs at once.
+    #[arg(long, env = "PRICEKEEPER_CONCURRENCY", default_value_t = 4,
+          value_parser = ranged::<u32>("PRICEKEEPER_CONCURRENCY", 1, 1024),
+          global = true, help_heading = "Backfill")]
+    pub concurrency: u32,
+
+    /// On SIGTERM/SIGINT, how long running backfill jobs may take to finish
+    /// before they are handed back to the queue.
+    #[arg(long, env = "PRICEKEEPER_SHUTDOWN_GRACE", default_value = "20s",
+          value_parser = duration("PRICEKEEPER_SHUTDOWN_GRACE", Duration::ZERO, Duration::from_secs(3600)),
+          global = true, help_heading = "Backfill")]
+    pub shutdown_grace: Duration,
+
     /// Fallback poll interval for new events and due jobs, should a
     /// notification be missed (`5s`, `1m`).
     #[arg(long, env = "PRICEKEEPER_POLL_INTERVAL", default_value = "5s",

@@ -261,13 +261,16 @@ async fn an_invalid_symbol_in_a_batch_is_found_by_asking_one_by_one() {
     );
 }
 
+/// What is answered, and what the error must look like.
+type Case = (&'static str, ResponseTemplate, fn(&ProviderError) -> bool);
+
 #[tokio::test]
 async fn every_error_shape_is_classified() {
     let soon = Utc::now().timestamp_millis() + 300_000;
     let ban_body = format!(
         r#"{{"code":-1003,"msg":"Way too much request weight used; IP banned until {soon}. Please use WebSocket Streams for live updates to avoid bans."}}"#
     );
-    let cases: Vec<(&str, ResponseTemplate, fn(&ProviderError) -> bool)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "400 -1121",
             error(400, "binance/error_invalid_symbol.json"),

@@ -129,10 +129,13 @@ async fn many_ids_in_one_simple_price_request() {
     );
 }
 
+/// What is answered, and what the error must look like.
+type Case = (&'static str, ResponseTemplate, fn(&ProviderError) -> bool);
+
 #[tokio::test]
 async fn every_error_shape_is_classified() {
     let html = fixture("coingecko/error_429.html");
-    let cases: Vec<(&str, ResponseTemplate, fn(&ProviderError) -> bool)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "JSON 429 with retry-after",
             ResponseTemplate::new(429)

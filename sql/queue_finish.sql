@@ -1,0 +1,29 @@
+-- Move jobs out of in_progress (src/queue/transitions.rs): one unnest row
+-- per job, any mix of outcomes. The guard is the lease: the row must still
+-- be in_progress, held by this worker ($1), on the same attempt it was
+-- claimed with. A worker whose lease expired, and whose job was reclaimed
+-- since, matches nothing and changes nothing. $2 is "now" (NULL: now()).
+UPDATE backfill_queue q
+SET status        = t.status,
+    attempts      = q.attempts - t.give_back::int,
+    retry_after   = CASE
+                        WHEN t.until IS NOT NULL THEN t.until
+                        WHEN t.delay_ms IS NOT NULL
+                            THEN coalesce($2::timestamptz, now()) + t.delay_ms * interval '1 millisecond'
+                    END,
+    error_message = t.message,
+    provider      = coalesce(t.provider, q.provider),
+    bars_stored   = coalesce(t.bars_stored, q.bars_stored),
+    bars_rejected = coalesce(t.bars_rejected, q.bars_rejected),
+    completed_at  = CASE WHEN t.status = 'completed' THEN coalesce($2::timestamptz, now()) END,
+    locked_by     = NULL,
+    locked_until  = NULL,
+    updated_at    = coalesce($2::timestamptz, now())
+FROM unnest($3::bigint[], $4::int[], $5::backfill_status[], $6::bigint[], $7::timestamptz[],
+            $8::bool[], $9::text[], $10::text[], $11::int[], $12::int[])
+     AS t (id, attempts, status, delay_ms, until, give_back, message, provider, bars_stored, bars_rejected)
+WHERE q.id = t.id
+  AND q.status = 'in_progress'
+  AND q.locked_by = $1
+  AND q.attempts = t.attempts
+RETURNING q.id

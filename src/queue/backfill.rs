@@ -1,0 +1,493 @@
+//! The backfill job body: daily history for the job's range from the first
+//! provider of the asset's chain that serves it. Providers already
+//! validate: valid bars are stored, rejected rows recorded with their
+//! reason (see [`super::store`]).
+//!
+//! [`decide`] is the one place where provider answers become queue
+//! outcomes:
+//!
+//! | the chain's answers                         | outcome                                   |
+//! |---------------------------------------------|-------------------------------------------|
+//! | a provider sent bars                        | Complete (the first such provider)        |
+//! | some provider rate limited or cooling down  | Snooze until the earliest cooldown ends   |
+//! | else some transient failure                 | Retry after backoff(attempt)              |
+//! | else some provider answered with no bars    | Complete, nothing stored, with a note     |
+//! | else (not found, bad data, refused, none)   | Fail at once, every reason listed         |
+//!
+//! A rate limit moves on to the next provider rather than waiting; the job
+//! waits only when no provider in its chain can serve it now.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use clap::ValueEnum;
+use sqlx::PgPool;
+
+use super::cooldown::{self, Cooldowns};
+use super::worker::JobBody;
+use super::{ChainFilter, ClaimedJob, Clock, Completion, Outcome, backoff};
+use crate::db::assets::AssetType;
+use crate::providers::{Disposition, History, Interval, ProviderError, ProviderKind, Providers};
+
+/// Fetches and stores daily history through the providers.
+#[derive(Debug)]
+pub struct Backfill {
+    pool: PgPool,
+    providers: Providers,
+    retry_base: Duration,
+    cooldowns: Cooldowns,
+}
+
+impl Backfill {
+    pub fn new(pool: PgPool, providers: Providers, retry_base: Duration) -> Self {
+        Self {
+            pool,
+            providers,
+            retry_base,
+            cooldowns: Cooldowns::default(),
+        }
+    }
+
+    /// Records what a provider's error says about the provider (a rate
+    /// limit pauses it for every worker) and how this job fared with it.
+    async fn refused(&self, error: ProviderError, clock: &Clock) -> Tried {
+        let provider = error.provider();
+        let message = error.to_string();
+        match error.disposition() {
+            Disposition::RateLimited { retry_after } => {
+                let until = match cooldown::record_rate_limit(
+                    &self.pool,
+                    provider,
+                    clock.sql(),
+                    retry_after,
+                    self.retry_base,
+                    &message,
+                )
+                .await
+                {
+                    Ok(until) => until,
+                    Err(e) => {
+                        // Still pause it here; other processes learn of it
+                        // from their own refusals.
+                        tracing::error!(%provider, error = %e, "could not record a rate limit");
+                        let wait = backoff::rate_limit_delay(self.retry_base, 1, retry_after);
+                        clock.local() + chrono::Duration::from_std(wait).unwrap_or_default()
+                    }
+                };
+                self.cooldowns.set(provider, until);
+                Tried::RateLimited { until, error }
+            }
+            other => {
+                if let Err(e) =
+                    cooldown::record_error(&self.pool, provider, clock.sql(), &message).await
+                {
+                    tracing::warn!(%provider, error = %e, "could not record a provider error");
+                }
+                match other {
+                    Disposition::Retry => Tried::Transient(error),
+                    _ => Tried::Permanent(error),
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl JobBody for Backfill {
+    fn chains(&self) -> ChainFilter {
+        ChainFilter::new(AssetType::value_variants().iter().flat_map(|&asset_type| {
+            self.providers
+                .chain(asset_type)
+                .iter()
+                .map(move |p| (p.as_str().to_owned(), asset_type))
+        }))
+    }
+
+    async fn before_claim(&self, clock: &Clock) -> Result<(), sqlx::Error> {
+        let cooling = cooldown::cooling_providers(&self.pool, clock.sql()).await?;
+        self.cooldowns.replace(cooling);
+        Ok(())
+    }
+
+    async fn run(&self, job: &ClaimedJob, clock: &Clock) -> Outcome {
+        let mut tried = Vec::new();
+        for (provider, symbol) in self.providers.candidates(&job.asset) {
+            if let Some(until) = self.cooldowns.cooling_until(provider, clock.local()) {
+                tried.push(Tried::Cooling { provider, until });
+                continue;
+            }
+            let answer = self
+                .providers
+                .get(provider)
+                .history(&symbol, job.start_date, job.end_date, Interval::D1)
+                .await;
+            match answer {
+                Ok(history) if !history.bars.is_empty() => {
+                    return Outcome::Complete(completion(history, None));
+                }
+                Ok(history) => tried.push(Tried::NoBars(history)),
+                Err(error) => tried.push(self.refused(error, clock).await),
+            }
+        }
+        decide(job, tried, self.retry_base, rand::random())
+    }
+}
+
+/// What one provider of the chain did for a job.
+#[derive(Debug, Clone)]
+pub enum Tried {
+    /// Skipped: cooling down after an earlier rate limit.
+    Cooling {
+        provider: ProviderKind,
+        until: DateTime<Utc>,
+    },
+    /// Refused with a rate limit just now; paused until `until`.
+    RateLimited {
+        until: DateTime<Utc>,
+        error: ProviderError,
+    },
+    Transient(ProviderError),
+    /// Not found, bad data, refused, unsupported: this provider never will.
+    Permanent(ProviderError),
+    /// Answered, but with no valid bar in the range.
+    NoBars(History),
+}
+
+/// The one mapping from the chain's answers to the job's outcome (see the
+/// table in the module documentation). `unit` in `[0, 1)` is the jitter.
+pub fn decide(job: &ClaimedJob, tried: Vec<Tried>, retry_base: Duration, unit: f64) -> Outcome {
+    if tried.is_empty() {
+        return Outcome::Fail {
+            reason: format!(
+                "no provider in the {} chain has a symbol for asset {} ({}); set its \
+                 yahoo_symbol, binance_symbol or coingecko_id",
+                type_name(job.asset.asset_type),
+                job.asset.id,
+                job.asset.symbol
+            ),
+            provider: None,
+        };
+    }
+    let paused = tried.iter().filter_map(|t| match t {
+        Tried::Cooling { provider, until } => Some((*provider, *until)),
+        Tried::RateLimited { until, error } => Some((error.provider(), *until)),
+        _ => None,
+    });
+    if let Some((provider, until)) = paused.min_by_key(|(_, until)| *until) {
+        return Outcome::Snooze {
+            until,
+            reason: format!("{}; waiting until {until}", summary(&tried)),
+            provider: Some(provider),
+        };
+    }
+    if let Some(provider) = tried.iter().find_map(|t| match t {
+        Tried::Transient(e) => Some(e.provider()),
+        _ => None,
+    }) {
+        return Outcome::Retry {
+            after: backoff::transient_delay(retry_base, job.attempts.max(1) as u32, unit),
+            reason: summary(&tried),
+            provider: Some(provider),
+        };
+    }
+    let note = format!(
+        "no bars between {} and {}: {}",
+        job.start_date,
+        job.end_date,
+        summary(&tried)
+    );
+    match tried.into_iter().find_map(|t| match t {
+        Tried::NoBars(history) => Some(history),
+        _ => None,
+    }) {
+        Some(history) => Outcome::Complete(completion(history, Some(note))),
+        None => Outcome::Fail {
+            reason: format!("no provider can serve it: {note}"),
+            provider: None,
+        },
+    }
+}
+
+fn type_name(asset_type: AssetType) -> String {
+    asset_type
+        .to_possible_value()
+        .map_or_else(|| format!("{asset_type:?}"), |v| v.get_name().to_owned())
+}
+
+/// Every provider's answer, in chain order, in an operator's words.
+fn summary(tried: &[Tried]) -> String {
+    let parts: Vec<String> = tried
+        .iter()
+        .map(|t| match t {
+            Tried::Cooling { provider, until } => {
+                format!("{provider} cooling down after a rate limit until {until}")
+            }
+            Tried::RateLimited { error, .. }
+            | Tried::Transient(error)
+            | Tried::Permanent(error) => error.to_string(),
+            Tried::NoBars(h) if h.rejected.is_empty() => {
+                format!("{} {}: no bars in the range", h.provider, h.symbol)
+            }
+            Tried::NoBars(h) => format!(
+                "{} {}: every row was invalid ({} rejected, first: {})",
+                h.provider,
+                h.symbol,
+                h.rejected.len(),
+                h.rejected[0].reason
+            ),
+        })
+        .collect();
+    parts.join("; ")
+}
+
+fn completion(history: History, note: Option<String>) -> Completion {
+    let note = note.or_else(|| {
+        (!history.rejected.is_empty()).then(|| {
+            format!(
+                "{} of {} rows from {} were invalid and not stored (see backfill_rejects)",
+                history.rejected.len(),
+                history.rejected.len() + history.bars.len(),
+                history.provider
+            )
+        })
+    });
+    Completion {
+        provider: Some(history.provider),
+        interval: history.interval,
+        bars: history.bars,
+        rejected: history.rejected,
+        note,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::assets::Asset;
+    use crate::providers::{Bar, Rejected};
+    use crate::queue::JobId;
+
+    const BASE: Duration = Duration::from_secs(300);
+
+    fn job(attempts: i32) -> ClaimedJob {
+        ClaimedJob {
+            id: JobId(1),
+            attempts,
+            max_attempts: 5,
+            start_date: "2024-01-01".parse().unwrap(),
+            end_date: "2024-12-31".parse().unwrap(),
+            asset: Asset {
+                id: 9,
+                symbol: "BTC".into(),
+                asset_type: AssetType::Crypto,
+                exchange: "CRYPTO".into(),
+                currency: Some("USD".into()),
+                yahoo_symbol: None,
+                binance_symbol: None,
+                coingecko_id: None,
+                active: true,
+            },
+        }
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn limited(provider: ProviderKind, until: &str) -> Tried {
+        Tried::RateLimited {
+            until: at(until),
+            error: ProviderError::RateLimited {
+                provider,
+                symbol: "BTCUSDT".into(),
+                retry_after: None,
+                message: "HTTP 429".into(),
+            },
+        }
+    }
+
+    fn transient(provider: ProviderKind) -> Tried {
+        Tried::Transient(ProviderError::Transient {
+            provider,
+            symbol: "BTC-USD".into(),
+            message: "HTTP 503".into(),
+        })
+    }
+
+    fn not_found(provider: ProviderKind) -> Tried {
+        Tried::Permanent(ProviderError::NotFound {
+            provider,
+            symbol: "BTC-USD".into(),
+            message: "No data found, symbol may be delisted".into(),
+        })
+    }
+
+    fn history(provider: ProviderKind, bars: usize, rejected: usize) -> History {
+        let ts = at("2024-03-01T00:00:00Z");
+        History {
+            provider,
+            symbol: "BTC-USD".into(),
+            interval: Interval::D1,
+            currency: Some("USD".into()),
+            timezone: None,
+            bars: (0..bars)
+                .map(|_| Bar {
+                    ts,
+                    open: None,
+                    high: None,
+                    low: None,
+                    close: rust_decimal::Decimal::ONE,
+                    adj_close: None,
+                    volume: None,
+                    currency: Some("USD".into()),
+                    flags: Vec::new(),
+                })
+                .collect(),
+            events: Vec::new(),
+            rejected: (0..rejected)
+                .map(|_| Rejected {
+                    ts,
+                    reason: "close must be positive, got -1".into(),
+                })
+                .collect(),
+            skipped: 0,
+        }
+    }
+
+    #[derive(Debug, PartialEq)]
+    enum Kind {
+        Complete,
+        Snooze(DateTime<Utc>),
+        Retry(Duration),
+        Fail,
+    }
+
+    fn kind(o: &Outcome) -> Kind {
+        match o {
+            Outcome::Complete(_) => Kind::Complete,
+            Outcome::Snooze { until, .. } => Kind::Snooze(*until),
+            Outcome::Retry { after, .. } => Kind::Retry(*after),
+            Outcome::Fail { .. } => Kind::Fail,
+            Outcome::Release { .. } => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn the_chain_decides_the_outcome() {
+        use ProviderKind::*;
+        let t1 = "2025-01-01T00:05:00Z";
+        let t2 = "2025-01-01T00:10:00Z";
+        let cases: Vec<(Vec<Tried>, i32, Kind)> = vec![
+            (vec![], 1, Kind::Fail),
+            (vec![not_found(Binance), not_found(Yahoo)], 1, Kind::Fail),
+            (vec![limited(Binance, t2)], 1, Kind::Snooze(at(t2))),
+            // the earliest pause wins, a transient failure elsewhere does not
+            (
+                vec![
+                    limited(Binance, t2),
+                    Tried::Cooling {
+                        provider: CoinGecko,
+                        until: at(t1),
+                    },
+                    transient(Yahoo),
+                ],
+                3,
+                Kind::Snooze(at(t1)),
+            ),
+            (
+                vec![limited(Binance, t2), not_found(Yahoo)],
+                1,
+                Kind::Snooze(at(t2)),
+            ),
+            (
+                vec![not_found(Binance), transient(Yahoo)],
+                1,
+                Kind::Retry(BASE),
+            ),
+            (vec![transient(Yahoo)], 3, Kind::Retry(4 * BASE)),
+            (
+                vec![Tried::NoBars(history(Binance, 0, 0)), not_found(Yahoo)],
+                1,
+                Kind::Complete,
+            ),
+            (
+                vec![Tried::NoBars(history(Binance, 0, 0)), transient(Yahoo)],
+                1,
+                Kind::Retry(BASE),
+            ),
+        ];
+        for (tried, attempts, want) in cases {
+            let what = format!("{tried:?}");
+            assert_eq!(
+                kind(&decide(&job(attempts), tried, BASE, 0.5)),
+                want,
+                "{what}"
+            );
+        }
+    }
+
+    #[test]
+    fn reasons_name_every_provider_in_an_operators_words() {
+        use ProviderKind::*;
+        let Outcome::Fail { reason, .. } = decide(&job(1), vec![], BASE, 0.5) else {
+            panic!()
+        };
+        assert_eq!(
+            reason,
+            "no provider in the crypto chain has a symbol for asset 9 (BTC); set its \
+             yahoo_symbol, binance_symbol or coingecko_id"
+        );
+        let Outcome::Fail { reason, .. } = decide(
+            &job(1),
+            vec![not_found(Binance), not_found(Yahoo)],
+            BASE,
+            0.5,
+        ) else {
+            panic!()
+        };
+        assert_eq!(
+            reason,
+            "no provider can serve it: no bars between 2024-01-01 and 2024-12-31: \
+             binance BTC-USD: not found: No data found, symbol may be delisted; \
+             yahoo BTC-USD: not found: No data found, symbol may be delisted"
+        );
+        let Outcome::Snooze { reason, .. } = decide(
+            &job(1),
+            vec![limited(Binance, "2025-01-01T00:05:00Z")],
+            BASE,
+            0.5,
+        ) else {
+            panic!()
+        };
+        assert_eq!(
+            reason,
+            "binance BTCUSDT: rate limited (no Retry-After given): HTTP 429; \
+             waiting until 2025-01-01 00:05:00 UTC"
+        );
+        let Outcome::Complete(c) = decide(
+            &job(1),
+            vec![Tried::NoBars(history(Yahoo, 0, 2))],
+            BASE,
+            0.5,
+        ) else {
+            panic!()
+        };
+        assert_eq!(c.rejected.len(), 2);
+        assert!(
+            c.note
+                .unwrap()
+                .contains("every row was invalid (2 rejected")
+        );
+    }
+
+    #[test]
+    fn partial_answers_keep_valid_bars_and_note_the_rejects() {
+        let c = completion(history(ProviderKind::Yahoo, 3, 1), None);
+        assert_eq!((c.bars.len(), c.rejected.len()), (3, 1));
+        assert_eq!(
+            c.note.as_deref(),
+            Some("1 of 4 rows from yahoo were invalid and not stored (see backfill_rejects)")
+        );
+    }
+}

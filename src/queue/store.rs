@@ -1,0 +1,230 @@
+//! Writing what completed jobs fetched: bars into `asset_prices` with one
+//! idempotent bulk upsert, rejected rows into `backfill_rejects`, and the
+//! asset's `tracked_assets` bookkeeping. Called inside the transaction that
+//! completes the jobs (see [`super::transitions::finish_jobs`]).
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Mutex;
+
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use sqlx::{PgConnection, PgExecutor};
+
+use super::{ClaimedJob, Completion};
+use crate::providers::Bar;
+
+const UPSERT_PRICES: &str = include_str!("../../sql/queue_upsert_prices.sql");
+
+/// Stores the bars of completed jobs with one `INSERT … SELECT FROM unnest
+/// … ON CONFLICT DO UPDATE`. A bar already stored with the same values is
+/// left untouched, so re-running a range rewrites nothing. Returns the
+/// number of bars sent.
+pub async fn upsert_prices(
+    tx: &mut PgConnection,
+    completed: &[(&ClaimedJob, &Completion)],
+) -> Result<usize, sqlx::Error> {
+    // One statement may not touch a row twice (two jobs of one batch for
+    // overlapping ranges of an asset): the later bar wins. The key order
+    // also makes concurrent upserts lock rows in the same order.
+    let mut rows: BTreeMap<(i64, &str, DateTime<Utc>), (&Bar, &'static str)> = BTreeMap::new();
+    for (job, completion) in completed {
+        let source = completion.provider.map_or("unknown", |p| p.as_str());
+        for bar in &completion.bars {
+            rows.insert(
+                (job.asset.id, completion.interval.as_str(), bar.ts),
+                (bar, source),
+            );
+        }
+    }
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let n = rows.len();
+    let mut cols = Columns::with_capacity(n);
+    for ((asset_id, interval, ts), (bar, source)) in rows {
+        cols.asset_id.push(asset_id);
+        cols.interval.push(interval);
+        cols.ts.push(ts);
+        cols.open.push(bar.open);
+        cols.high.push(bar.high);
+        cols.low.push(bar.low);
+        cols.close.push(bar.close);
+        cols.adj_close.push(bar.adj_close);
+        cols.volume.push(bar.volume);
+        cols.currency.push(bar.currency.as_deref());
+        cols.source.push(source);
+        cols.flags.push(
+            bar.flags
+                .iter()
+                .map(|f| f.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+    }
+    sqlx::query(UPSERT_PRICES)
+        .bind(cols.asset_id)
+        .bind(cols.interval)
+        .bind(cols.ts)
+        .bind(cols.open)
+        .bind(cols.high)
+        .bind(cols.low)
+        .bind(cols.close)
+        .bind(cols.adj_close)
+        .bind(cols.volume)
+        .bind(cols.currency)
+        .bind(cols.source)
+        .bind(cols.flags)
+        .execute(&mut *tx)
+        .await?;
+    Ok(n)
+}
+
+struct Columns<'a> {
+    asset_id: Vec<i64>,
+    interval: Vec<&'a str>,
+    ts: Vec<DateTime<Utc>>,
+    open: Vec<Option<Decimal>>,
+    high: Vec<Option<Decimal>>,
+    low: Vec<Option<Decimal>>,
+    close: Vec<Decimal>,
+    adj_close: Vec<Option<Decimal>>,
+    volume: Vec<Option<Decimal>>,
+    currency: Vec<Option<&'a str>>,
+    source: Vec<&'static str>,
+    flags: Vec<String>,
+}
+
+impl Columns<'_> {
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            asset_id: Vec::with_capacity(n),
+            interval: Vec::with_capacity(n),
+            ts: Vec::with_capacity(n),
+            open: Vec::with_capacity(n),
+            high: Vec::with_capacity(n),
+            low: Vec::with_capacity(n),
+            close: Vec::with_capacity(n),
+            adj_close: Vec::with_capacity(n),
+            volume: Vec::with_capacity(n),
+            currency: Vec::with_capacity(n),
+            source: Vec::with_capacity(n),
+            flags: Vec::with_capacity(n),
+        }
+    }
+}
+
+/// Keeps the rows a provider sent that failed validation, with the reason.
+pub async fn record_rejects(
+    tx: &mut PgConnection,
+    completed: &[(&ClaimedJob, &Completion)],
+) -> Result<(), sqlx::Error> {
+    let mut job_id = Vec::new();
+    let mut asset_id = Vec::new();
+    let mut provider = Vec::new();
+    let mut ts = Vec::new();
+    let mut reason = Vec::new();
+    for (job, completion) in completed {
+        for rejected in &completion.rejected {
+            job_id.push(job.id);
+            asset_id.push(job.asset.id);
+            provider.push(completion.provider.map_or("unknown", |p| p.as_str()));
+            ts.push(rejected.ts);
+            reason.push(rejected.reason.as_str());
+        }
+    }
+    if job_id.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO backfill_rejects (job_id, asset_id, provider, ts, reason)
+         SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::timestamptz[], $5::text[])",
+    )
+    .bind(job_id)
+    .bind(asset_id)
+    .bind(provider)
+    .bind(ts)
+    .bind(reason)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Widens the asset's recorded coverage to the completed ranges and, when
+/// bars were stored, sets `last_price_update`. Assets nobody tracks (no
+/// `tracked_assets` row) are left alone.
+pub async fn mark_tracked(
+    tx: &mut PgConnection,
+    now: Option<DateTime<Utc>>,
+    completed: &[(&ClaimedJob, &Completion)],
+) -> Result<(), sqlx::Error> {
+    if completed.is_empty() {
+        return Ok(());
+    }
+    let asset_id: Vec<i64> = completed.iter().map(|(j, _)| j.asset.id).collect();
+    let start: Vec<NaiveDate> = completed.iter().map(|(j, _)| j.start_date).collect();
+    let end: Vec<NaiveDate> = completed.iter().map(|(j, _)| j.end_date).collect();
+    let stored: Vec<bool> = completed.iter().map(|(_, c)| !c.bars.is_empty()).collect();
+    sqlx::query(
+        "UPDATE tracked_assets t
+         SET history_from = least(t.history_from, c.start_date),
+             history_to = greatest(t.history_to, c.end_date),
+             last_price_update = CASE WHEN c.stored THEN coalesce($1::timestamptz, now())
+                                      ELSE t.last_price_update END
+         FROM (SELECT asset_id, min(start_date) AS start_date, max(end_date) AS end_date,
+                      bool_or(stored) AS stored
+               FROM unnest($2::bigint[], $3::date[], $4::date[], $5::bool[])
+                    AS c (asset_id, start_date, end_date, stored)
+               GROUP BY asset_id) AS c
+         WHERE t.asset_id = c.asset_id",
+    )
+    .bind(now)
+    .bind(asset_id)
+    .bind(start)
+    .bind(end)
+    .bind(stored)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// The `asset_prices` year partitions this process knows exist, so the
+/// common case costs no statement. Creating one is done outside the
+/// completing transaction: attaching a partition locks the parent table,
+/// and that lock must not be held for a whole batch.
+#[derive(Debug, Default)]
+pub struct Partitions {
+    known: Mutex<HashSet<i32>>,
+}
+
+impl Partitions {
+    /// Makes sure every year the bars of `completed` fall in has a partition.
+    pub async fn ensure(
+        &self,
+        db: impl PgExecutor<'_>,
+        completed: &[&Completion],
+    ) -> Result<(), sqlx::Error> {
+        let (mut from, mut to) = (None::<DateTime<Utc>>, None::<DateTime<Utc>>);
+        {
+            let known = self.known.lock().expect("partition cache");
+            for bar in completed.iter().flat_map(|c| &c.bars) {
+                if !known.contains(&bar.ts.year()) {
+                    from = Some(from.map_or(bar.ts, |f| f.min(bar.ts)));
+                    to = Some(to.map_or(bar.ts, |t| t.max(bar.ts)));
+                }
+            }
+        }
+        let (Some(from), Some(to)) = (from, to) else {
+            return Ok(());
+        };
+        sqlx::query("SELECT ensure_asset_prices_partitions($1, $2)")
+            .bind(from)
+            .bind(to)
+            .execute(db)
+            .await?;
+        self.known
+            .lock()
+            .expect("partition cache")
+            .extend(from.year()..=to.year());
+        Ok(())
+    }
+}
