@@ -149,7 +149,7 @@ impl Providers {
                 ..EndpointConfig::new(url.clone(), rate)
             }
         };
-        Ok(Self {
+        let providers = Self {
             yahoo: Arc::new(Yahoo::new(config(&p.yahoo_url, p.yahoo_rate))?),
             binance: Arc::new(Binance::new(
                 config(&p.binance_url, p.binance_rate),
@@ -162,7 +162,11 @@ impl Providers {
             )?),
             crypto_chain: p.crypto_chain.0.clone(),
             market_chain: p.market_chain.0.clone(),
-        })
+        };
+        for kind in ProviderKind::ALL {
+            tracing::debug!(provider = %kind, rate = %providers.rate(kind), "provider ready");
+        }
+        Ok(providers)
     }
 
     pub fn get(&self, kind: ProviderKind) -> Arc<dyn Provider> {
@@ -170,6 +174,16 @@ impl Providers {
             ProviderKind::Yahoo => self.yahoo.clone(),
             ProviderKind::Binance => self.binance.clone(),
             ProviderKind::CoinGecko => self.coingecko.clone(),
+        }
+    }
+
+    /// The request budget `kind` runs at (its own rate, capped by
+    /// `MAX_REQUESTS_PER_MINUTE`).
+    pub fn rate(&self, kind: ProviderKind) -> Rate {
+        match kind {
+            ProviderKind::Yahoo => self.yahoo.limiter().rate(),
+            ProviderKind::Binance => self.binance.limiter().rate(),
+            ProviderKind::CoinGecko => self.coingecko.limiter().rate(),
         }
     }
 
@@ -364,6 +378,66 @@ mod tests {
         own.coingecko_id = Some("  ".to_owned());
         assert_eq!(symbol_for(&own, Yahoo).as_deref(), Some("OCDO.L"));
         assert_eq!(symbol_for(&own, CoinGecko), None);
+    }
+
+    fn providers(args: &[&str]) -> Providers {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            settings: Settings,
+        }
+        let cli = <Cli as clap::Parser>::try_parse_from(
+            std::iter::once("pricekeeper").chain(args.iter().copied()),
+        )
+        .unwrap();
+        Providers::from_settings(&cli.settings).unwrap()
+    }
+
+    #[test]
+    fn rates_default_to_the_design_and_obey_the_ceiling() {
+        let p = providers(&[]);
+        assert_eq!(p.rate(ProviderKind::Yahoo), Rate::per_hour(2000));
+        assert_eq!(p.rate(ProviderKind::Binance), Rate::per_minute(1200));
+        assert_eq!(p.rate(ProviderKind::CoinGecko), Rate::per_minute(50));
+
+        let p = providers(&["--max-requests-per-minute", "40", "--yahoo-rate", "10/min"]);
+        assert_eq!(
+            p.rate(ProviderKind::Yahoo),
+            Rate::per_minute(10),
+            "already below the ceiling"
+        );
+        assert_eq!(p.rate(ProviderKind::Binance), Rate::per_minute(40));
+        assert_eq!(p.rate(ProviderKind::CoinGecko), Rate::per_minute(40));
+    }
+
+    #[test]
+    fn chains_follow_the_asset_type() {
+        let p = providers(&[]);
+        use ProviderKind::*;
+        assert_eq!(p.chain(AssetType::Crypto), [Binance, CoinGecko, Yahoo]);
+        for t in [
+            AssetType::Stock,
+            AssetType::Etf,
+            AssetType::Commodity,
+            AssetType::Forex,
+            AssetType::Bond,
+        ] {
+            assert_eq!(p.chain(t), [Yahoo], "{t:?}");
+        }
+        let p = providers(&["--crypto-chain", "coingecko,yahoo"]);
+        assert_eq!(p.chain(AssetType::Crypto), [CoinGecko, Yahoo]);
+
+        let mut btc = asset("BTC", AssetType::Crypto, Some("USD"));
+        btc.coingecko_id = Some("bitcoin".to_owned());
+        let p = providers(&[]);
+        assert_eq!(
+            p.candidates(&btc),
+            [
+                (Binance, "BTCUSDT".to_owned()),
+                (CoinGecko, "bitcoin".to_owned()),
+                (Yahoo, "BTC-USD".to_owned())
+            ]
+        );
     }
 
     #[test]
