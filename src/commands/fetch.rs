@@ -9,7 +9,8 @@ use std::str::FromStr;
 
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use rust_decimal::Decimal;
-use serde_json::{Map, Value};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::Value;
 
 use crate::config::Settings;
 use crate::providers::error::retry_text;
@@ -285,15 +286,10 @@ fn write_table(
 ) -> io::Result<()> {
     match format {
         Format::Json => {
-            let array: Vec<Value> = rows
-                .map(|row| {
-                    let object: Map<String, Value> = columns
-                        .iter()
-                        .zip(&row)
-                        .map(|(name, cell)| ((*name).to_owned(), cell.json()))
-                        .collect();
-                    Value::Object(object)
-                })
+            let rows: Vec<Vec<Cell>> = rows.collect();
+            let array: Vec<JsonRow<'_>> = rows
+                .iter()
+                .map(|cells| JsonRow { columns, cells })
                 .collect();
             serde_json::to_writer_pretty(&mut *out, &array)?;
             writeln!(out)?;
@@ -308,6 +304,22 @@ fn write_table(
         }
     }
     out.flush()
+}
+
+/// One object, its keys in the documented column order.
+struct JsonRow<'a> {
+    columns: &'a [&'a str],
+    cells: &'a [Cell],
+}
+
+impl Serialize for JsonRow<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.columns.len()))?;
+        for (name, cell) in self.columns.iter().zip(self.cells) {
+            map.serialize_entry(name, &cell.json())?;
+        }
+        map.end()
+    }
 }
 
 /// A decimal as a JSON number: the f64 nearest its exact decimal text, so
@@ -361,8 +373,12 @@ mod tests {
         assert_eq!(row["volume"].to_string(), "82488700");
         assert_eq!(row["adj_close"], Value::Null);
         assert_eq!(row["currency"], "USD");
-        let keys: Vec<&String> = row.as_object().unwrap().keys().collect();
-        assert_eq!(keys.len(), BAR_COLUMNS.len());
+        let text = String::from_utf8(out).unwrap();
+        let order: Vec<usize> = BAR_COLUMNS
+            .iter()
+            .map(|c| text.find(&format!("\"{c}\"")).unwrap())
+            .collect();
+        assert!(order.is_sorted(), "keys in the documented order: {text}");
     }
 
     #[test]
