@@ -10,6 +10,7 @@
 //! the year-partitioned `asset_prices`. PostgreSQL is the only moving part
 //! besides this binary.
 
+pub mod bench;
 pub mod commands;
 pub mod config;
 pub mod db;

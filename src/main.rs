@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use pricekeeper::bench::{self, BenchCommand};
 use pricekeeper::commands::fetch::{self, FetchArgs, QuoteArgs};
 use pricekeeper::config::Settings;
 use pricekeeper::events::orchestrator::Orchestrator;
@@ -60,6 +61,14 @@ enum Command {
     /// Same formats and exit codes as `fetch`; prices found are printed even
     /// when some symbols are not.
     Quote(QuoteArgs),
+    /// Measure the real code paths against a scratch database (JSON on stdout).
+    ///
+    /// The scratch database is created on the configured server and dropped
+    /// afterwards; build with --release for meaningful numbers.
+    Bench {
+        #[command(subcommand)]
+        what: BenchCommand,
+    },
 }
 
 #[tokio::main]
@@ -85,6 +94,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 migrations = db::MIGRATOR.iter().count(),
                 "database schema is up to date"
             );
+        }
+        Command::Bench { what } => {
+            let report = bench::run(&settings, &what).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
         }
         Command::Fetch(args) => return Ok(fetch::fetch(&settings, args).await),
         Command::Quote(args) => return Ok(fetch::quote(&settings, args).await),
