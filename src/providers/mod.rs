@@ -441,6 +441,19 @@ mod tests {
     }
 
     #[test]
+    fn providers_can_be_shared_with_spawned_tasks() {
+        fn shareable<T: Send + Sync + 'static>(_: &T) {}
+        let p = providers(&[]);
+        shareable(&p);
+        let provider: Arc<dyn Provider> = p.get(ProviderKind::Binance);
+        let from = NaiveDate::from_ymd_opt(2024, 1, 1).unwrap();
+        // async_trait futures are Send: a worker can tokio::spawn them.
+        fn send<F: std::future::Future + Send>(_: F) {}
+        send(provider.history("BTCUSDT", from, from, Interval::D1));
+        send(provider.quotes(&[]));
+    }
+
+    #[test]
     fn kinds_round_trip() {
         for kind in ProviderKind::ALL {
             assert_eq!(kind.as_str().parse::<ProviderKind>(), Ok(kind));

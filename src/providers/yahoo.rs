@@ -16,7 +16,10 @@ use chrono::{DateTime, Days, NaiveDate, Utc};
 use chrono_tz::Tz;
 use reqwest::header::HeaderMap;
 use rust_decimal::Decimal;
-use serde::Deserialize;
+
+mod wire;
+
+use wire::{Chart, ChartEnvelope, ChartResult, Events, Meta, Period, SparkEnvelope};
 
 use super::bar::{
     CorporateEvent, History, Interval, Quote, Quotes, RawBar, decimal_from_volume,
@@ -477,129 +480,6 @@ fn quote_from_chart(symbol: &str, result: &ChartResult, require_currency: bool) 
         currency,
         ts,
     })
-}
-
-// ---------------------------------------------------------------------------
-// Wire shapes. Everything optional: Yahoo leaves out what it lacks.
-
-#[derive(Debug, Deserialize)]
-struct ChartEnvelope {
-    chart: Chart,
-}
-
-#[derive(Debug, Deserialize)]
-struct Chart {
-    #[serde(default)]
-    result: Option<Vec<ChartResult>>,
-    #[serde(default)]
-    error: Option<ChartError>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ChartError {
-    code: Option<String>,
-    description: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ChartResult {
-    #[serde(default)]
-    meta: Meta,
-    #[serde(default)]
-    timestamp: Vec<i64>,
-    #[serde(default)]
-    indicators: Indicators,
-    #[serde(default)]
-    events: Option<Events>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Meta {
-    currency: Option<String>,
-    exchange_timezone_name: Option<String>,
-    regular_market_price: Option<f64>,
-    regular_market_time: Option<i64>,
-    current_trading_period: Option<TradingPeriods>,
-}
-
-#[derive(Debug, Deserialize)]
-struct TradingPeriods {
-    regular: Option<Period>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Period {
-    start: Option<i64>,
-    end: Option<i64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct Indicators {
-    #[serde(default)]
-    quote: Vec<QuoteArrays>,
-    #[serde(default)]
-    adjclose: Vec<AdjCloseArray>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct QuoteArrays {
-    #[serde(default)]
-    open: Vec<Option<f64>>,
-    #[serde(default)]
-    high: Vec<Option<f64>>,
-    #[serde(default)]
-    low: Vec<Option<f64>>,
-    #[serde(default)]
-    close: Vec<Option<f64>>,
-    #[serde(default)]
-    volume: Vec<Option<f64>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct AdjCloseArray {
-    #[serde(default)]
-    adjclose: Vec<Option<f64>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct Events {
-    #[serde(default)]
-    dividends: HashMap<String, Dividend>,
-    #[serde(default)]
-    splits: HashMap<String, Split>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Dividend {
-    amount: Option<f64>,
-    date: Option<i64>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Split {
-    date: Option<i64>,
-    numerator: Option<f64>,
-    denominator: Option<f64>,
-    split_ratio: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct SparkEnvelope {
-    spark: Option<SparkBody>,
-}
-
-#[derive(Debug, Deserialize)]
-struct SparkBody {
-    result: Option<Vec<SparkEntry>>,
-}
-
-#[derive(Debug, Deserialize)]
-struct SparkEntry {
-    symbol: Option<String>,
-    #[serde(default)]
-    response: Vec<ChartResult>,
 }
 
 #[cfg(test)]
