@@ -286,3 +286,36 @@ async fn price_partitions_are_created_on_demand_and_idempotently() {
         .unwrap();
     assert_eq!(stored_in, "asset_prices_y2025");
 }
+
+#[tokio::test]
+async fn the_ops_queries_in_sql_run() {
+    let db = test_db().await;
+    let asset = insert_asset(&db.pool, "OPS").await;
+    insert_buy(&db.pool, asset).await;
+    sqlx::query("INSERT INTO backfill_queue (asset_id, start_date, end_date) VALUES ($1, '2025-01-01', '2025-12-31')")
+        .bind(asset)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    use sqlx::Row;
+    let status: Vec<(String, i64)> = sqlx::query(include_str!("../sql/ops_queue_status.sql"))
+        .fetch_all(&db.pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get("status"), row.get("jobs")))
+        .collect();
+    assert_eq!(status, [("pending".to_owned(), 1)]);
+    // Several statements: run as a script the way psql would.
+    use sqlx::Executor;
+    let mut conn = db.connect().await;
+    let results = conn
+        .fetch_all(include_str!("../sql/ops_event_problems.sql"))
+        .await
+        .unwrap();
+    assert_eq!(
+        results.len(),
+        1,
+        "one unprocessed-summary row, no problem events"
+    );
+}
