@@ -1,0 +1,443 @@
+//! Rate limits, with the real provider clients against a local server that
+//! answers as the real APIs do: a 429 (plain text without Retry-After,
+//! with Retry-After, CoinGecko's HTML page) or Binance's 418 ban snoozes
+//! the job without using an attempt and pauses the provider for every
+//! worker; while it cools down no job that only it can serve is claimed,
+//! and jobs for other providers keep flowing.
+
+mod common;
+mod queue_common;
+
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use common::test_db;
+use pricekeeper::config::Settings;
+use pricekeeper::queue::backfill::Backfill;
+use pricekeeper::queue::{Clock, Worker};
+use queue_common::*;
+use serde_json::json;
+use sqlx::PgPool;
+use wiremock::matchers::{method, path, query_param};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const FROM: &str = "2024-01-02";
+const TO: &str = "2024-06-28";
+
+fn minutes(n: i64) -> chrono::Duration {
+    chrono::Duration::minutes(n)
+}
+
+fn yahoo_path(symbol: &str) -> String {
+    format!("/v8/finance/chart/{symbol}")
+}
+
+async fn yahoo_answers(server: &MockServer, symbol: &str, response: ResponseTemplate) {
+    Mock::given(method("GET"))
+        .and(path(yahoo_path(symbol)))
+        .respond_with(response)
+        .mount(server)
+        .await;
+}
+
+fn yahoo_ok(symbol: &str) -> ResponseTemplate {
+    let days = weekdays(date(FROM), date(TO));
+    let bars = series(days.len());
+    ResponseTemplate::new(200).set_body_json(yahoo_chart(symbol, &days, &bars))
+}
+
+/// Yahoo's throttling answer: plain text, no Retry-After.
+fn yahoo_429() -> ResponseTemplate {
+    ResponseTemplate::new(429).set_body_raw("Edge: Too Many Requests", "text/plain")
+}
+
+async fn binance_answers(server: &MockServer, symbol: &str, response: ResponseTemplate) {
+    Mock::given(method("GET"))
+        .and(path("/api/v3/klines"))
+        .and(query_param("symbol", symbol))
+        .respond_with(response)
+        .mount(server)
+        .await;
+}
+
+fn binance_ok() -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(binance_klines(&days_between(FROM, TO)))
+}
+
+async fn coingecko_answers(server: &MockServer, id: &str, response: ResponseTemplate) {
+    Mock::given(method("GET"))
+        .and(path(format!("/coins/{id}/market_chart/range")))
+        .respond_with(response)
+        .mount(server)
+        .await;
+}
+
+/// Daily points at 00:00Z over more than the job's range, as CoinGecko
+/// answers a span of more than 90 days.
+fn coingecko_ok() -> ResponseTemplate {
+    let points: Vec<_> = days_between("2023-12-01", "2024-07-31")
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let ms = d.and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp_millis();
+            (ms, 40000.0 + i as f64)
+        })
+        .collect();
+    let series = |scale: f64| -> Vec<_> {
+        points
+            .iter()
+            .map(|(ms, p)| json!([ms, p * scale]))
+            .collect()
+    };
+    ResponseTemplate::new(200).set_body_json(json!({
+        "prices": series(1.0), "market_caps": series(1.9e7), "total_volumes": series(5e5)
+    }))
+}
+
+async fn requests_to(server: &MockServer, prefix: &str) -> usize {
+    server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r.url.path().starts_with(prefix))
+        .count()
+}
+
+struct Setup {
+    settings: Settings,
+    clock: Clock,
+}
+
+impl Setup {
+    fn new(server: &MockServer, args: &[&str]) -> Self {
+        Self {
+            settings: settings(&server.uri(), args),
+            clock: Clock::manual(t0()),
+        }
+    }
+
+    /// A worker process of its own (own id, own in-memory state).
+    fn worker(&self, pool: &PgPool, batch: u32) -> Worker<Backfill> {
+        let mut settings = self.settings.clone();
+        settings.backfill_batch_size = batch;
+        backfill_worker(pool, &settings, self.clock.clone())
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.local()
+    }
+}
+
+async fn job_for(pool: &PgPool, asset: NewAsset<'_>) -> i64 {
+    let id = insert_asset(pool, asset).await;
+    let (from, to): (NaiveDate, NaiveDate) = (date(FROM), date(TO));
+    insert_job(pool, id, from, to).await
+}
+
+#[tokio::test]
+async fn a_429_without_retry_after_snoozes_the_job_and_pauses_the_provider_for_every_worker() {
+    let db = test_db().await;
+    let server = MockServer::start().await;
+    let setup = Setup::new(&server, &["--crypto-chain=binance"]);
+    yahoo_answers(&server, "AAPL", yahoo_429()).await;
+    yahoo_answers(&server, "MSFT", yahoo_ok("MSFT")).await;
+    binance_answers(&server, "BTCUSDT", binance_ok()).await;
+    let aapl = job_for(&db.pool, stock("AAPL")).await;
+    let msft = job_for(&db.pool, stock("MSFT")).await;
+    let btc = job_for(&db.pool, crypto("BTC", Some("BTCUSDT"), None)).await;
+
+    let first = setup.worker(&db.pool, 1);
+    first.process_next().await.unwrap();
+    let row = job(&db.pool, aapl).await;
+    assert_eq!(row.status, "rate_limited");
+    assert_eq!(row.attempts, 0, "a rate limit gives the attempt back");
+    assert_eq!(row.retry_after, Some(setup.now() + minutes(5)));
+    assert_eq!(row.provider.as_deref(), Some("yahoo"));
+    assert_eq!(row.locked_by, None);
+    let message = row.error_message.unwrap();
+    assert!(
+        message.contains("yahoo AAPL: rate limited (no Retry-After given)"),
+        "{message}"
+    );
+    let yahoo = provider_state(&db.pool, "yahoo").await;
+    assert_eq!(yahoo.cooldown_until, Some(setup.now() + minutes(5)));
+    assert_eq!(
+        (yahoo.consecutive_rate_limits, yahoo.rate_limited_total),
+        (1, 1)
+    );
+
+    // Another worker process: the Yahoo job waits, the Binance one runs.
+    let other = setup.worker(&db.pool, 10);
+    let step = other.process_next().await.unwrap();
+    let claimed: Vec<i64> = step.finished.iter().map(|f| f.job.id.0).collect();
+    assert_eq!(claimed, vec![btc]);
+    assert_eq!(job(&db.pool, btc).await.status, "completed");
+    assert_eq!(
+        job(&db.pool, btc).await.provider.as_deref(),
+        Some("binance")
+    );
+    assert!(first.process_next().await.unwrap().finished.is_empty());
+    let waiting = job(&db.pool, msft).await;
+    assert_eq!((waiting.status.as_str(), waiting.attempts), ("pending", 0));
+    assert_eq!(
+        requests_to(&server, "/v8/").await,
+        1,
+        "nobody called Yahoo while it cooled down"
+    );
+
+    // Still cooling a second before the end; after it, both Yahoo jobs run.
+    setup.clock.advance(Duration::from_secs(299));
+    assert!(other.process_next().await.unwrap().finished.is_empty());
+    setup.clock.advance(Duration::from_secs(1));
+    server.reset().await;
+    yahoo_answers(&server, "AAPL", yahoo_ok("AAPL")).await;
+    yahoo_answers(&server, "MSFT", yahoo_ok("MSFT")).await;
+    let step = other.process_next().await.unwrap();
+    assert_eq!(step.written.applied.len(), 2);
+    for id in [aapl, msft] {
+        let row = job(&db.pool, id).await;
+        assert_eq!(
+            (row.status.as_str(), row.attempts),
+            ("completed", 1),
+            "job {id}"
+        );
+        assert_eq!(row.error_message, None);
+    }
+    assert_eq!(
+        provider_state(&db.pool, "yahoo")
+            .await
+            .consecutive_rate_limits,
+        0
+    );
+}
+
+#[tokio::test]
+async fn pauses_grow_5_10_20_40_minutes_while_a_provider_keeps_refusing() {
+    let db = test_db().await;
+    let server = MockServer::start().await;
+    let setup = Setup::new(&server, &[]);
+    yahoo_answers(&server, "AAPL", yahoo_429()).await;
+    let id = job_for(&db.pool, stock("AAPL")).await;
+    let worker = setup.worker(&db.pool, 10);
+
+    for (n, pause) in [(1, 5), (2, 10), (3, 20), (4, 40)] {
+        let started = setup.now();
+        worker.process_next().await.unwrap();
+        let row = job(&db.pool, id).await;
+        assert_eq!(
+            (row.status.as_str(), row.attempts),
+            ("rate_limited", 0),
+            "refusal {n}"
+        );
+        assert_eq!(
+            row.retry_after,
+            Some(started + minutes(pause)),
+            "refusal {n}"
+        );
+        let yahoo = provider_state(&db.pool, "yahoo").await;
+        assert_eq!(yahoo.cooldown_until, row.retry_after);
+        assert_eq!(yahoo.consecutive_rate_limits, n);
+
+        setup
+            .clock
+            .set(row.retry_after.unwrap() - chrono::Duration::seconds(1));
+        assert!(worker.process_next().await.unwrap().finished.is_empty());
+        setup.clock.set(row.retry_after.unwrap());
+    }
+    server.reset().await;
+    yahoo_answers(&server, "AAPL", yahoo_ok("AAPL")).await;
+    worker.process_next().await.unwrap();
+    let row = job(&db.pool, id).await;
+    assert_eq!((row.status.as_str(), row.attempts), ("completed", 1));
+    let yahoo = provider_state(&db.pool, "yahoo").await;
+    assert_eq!(
+        (yahoo.consecutive_rate_limits, yahoo.rate_limited_total),
+        (0, 4)
+    );
+}
+
+#[tokio::test]
+async fn refusals_that_arrive_together_pause_the_provider_once() {
+    let db = test_db().await;
+    let server = MockServer::start().await;
+    let setup = Setup::new(&server, &[]);
+    let mut ids = Vec::new();
+    for symbol in ["AAPL", "MSFT", "NVDA", "AMZN"] {
+        yahoo_answers(&server, symbol, yahoo_429()).await;
+        ids.push(job_for(&db.pool, stock(symbol)).await);
+    }
+    let worker = setup.worker(&db.pool, 10);
+    assert_eq!(worker.process_next().await.unwrap().finished.len(), 4);
+    assert_eq!(requests_to(&server, "/v8/").await, 4);
+    let yahoo = provider_state(&db.pool, "yahoo").await;
+    assert_eq!(
+        (yahoo.consecutive_rate_limits, yahoo.rate_limited_total),
+        (1, 4)
+    );
+    assert_eq!(yahoo.cooldown_until, Some(setup.now() + minutes(5)));
+    for id in ids {
+        assert_eq!(job(&db.pool, id).await.retry_after, yahoo.cooldown_until);
+    }
+}
+
+#[tokio::test]
+async fn a_retry_after_is_obeyed_to_the_second() {
+    let db = test_db().await;
+    let server = MockServer::start().await;
+    let setup = Setup::new(&server, &[]);
+    yahoo_answers(
+        &server,
+        "AAPL",
+        yahoo_429().insert_header("retry-after", "30"),
+    )
+    .await;
+    let id = job_for(&db.pool, stock("AAPL")).await;
+    setup.worker(&db.pool, 10).process_next().await.unwrap();
+    let row = job(&db.pool, id).await;
+    assert_eq!((row.status.as_str(), row.attempts), ("rate_limited", 0));
+    assert_eq!(
+        row.retry_after,
+        Some(setup.now() + chrono::Duration::seconds(30))
+    );
+    assert!(row.error_message.unwrap().contains("retry after 30s"));
+    let yahoo = provider_state(&db.pool, "yahoo").await;
+    assert_eq!(yahoo.cooldown_until, row.retry_after);
+}
+
+#[tokio::test]
+async fn a_binance_418_ban_holds_binance_jobs_while_stocks_flow() {
+    let db = test_db().await;
+    let server = MockServer::start().await;
+    let setup = Setup::new(&server, &["--crypto-chain=binance"]);
+    let ban_ends = Utc::now().timestamp_millis() + 7_200_000;
+    let ban = json!({"code": -1003, "msg": format!(
+        "Way too much request weight used; IP banned until {ban_ends}. \
+         Please use WebSocket Streams for live updates to avoid bans.")});
+    binance_answers(
+        &server,
+        "BTCUSDT",
+        ResponseTemplate::new(418)
+            .set_body_json(ban)
+            .insert_header("retry-after", "7200"),
+    )
+    .await;
+    binance_answers(&server, "ETHUSDT", binance_ok()).await;
+    yahoo_answers(&server, "AAPL", yahoo_ok("AAPL")).await;
+    let btc = job_for(&db.pool, crypto("BTC", Some("BTCUSDT"), None)).await;
+    let eth = job_for(&db.pool, crypto("ETH", Some("ETHUSDT"), None)).await;
+    let aapl = job_for(&db.pool, stock("AAPL")).await;
+
+    setup.worker(&db.pool, 1).process_next().await.unwrap();
+    let row = job(&db.pool, btc).await;
+    assert_eq!((row.status.as_str(), row.attempts), ("rate_limited", 0));
+    let wait = row.retry_after.unwrap() - setup.now();
+    assert!(
+        (7_190..=7_200).contains(&wait.num_seconds()),
+        "banned for {wait}"
+    );
+    assert!(row.error_message.unwrap().contains("IP banned"));
+    let binance = provider_state(&db.pool, "binance").await;
+    assert_eq!(binance.cooldown_until, row.retry_after);
+
+    let step = setup.worker(&db.pool, 10).process_next().await.unwrap();
+    let claimed: Vec<i64> = step.finished.iter().map(|f| f.job.id.0).collect();
+    assert_eq!(claimed, vec![aapl]);
+    assert_eq!(job(&db.pool, aapl).await.status, "completed");
+    assert_eq!(job(&db.pool, eth).await.status, "pending");
+    assert_eq!(requests_to(&server, "/api/v3/klines").await, 1);
+}
+
+#[tokio::test]
+async fn a_coingecko_html_429_pauses_coingecko_with_the_default_backoff() {
+    let db = test_db().await;
+    let server = MockServer::start().await;
+    let setup = Setup::new(&server, &["--crypto-chain=coingecko"]);
+    let html = std::fs::read_to_string("tests/fixtures/coingecko/error_429.html").unwrap();
+    coingecko_answers(
+        &server,
+        "bitcoin",
+        ResponseTemplate::new(429).set_body_raw(html, "text/html"),
+    )
+    .await;
+    coingecko_answers(&server, "ethereum", coingecko_ok()).await;
+    yahoo_answers(&server, "AAPL", yahoo_ok("AAPL")).await;
+    let btc = job_for(&db.pool, crypto("BTC", None, Some("bitcoin"))).await;
+    let eth = job_for(&db.pool, crypto("ETH", None, Some("ethereum"))).await;
+    let aapl = job_for(&db.pool, stock("AAPL")).await;
+
+    setup.worker(&db.pool, 1).process_next().await.unwrap();
+    let row = job(&db.pool, btc).await;
+    assert_eq!((row.status.as_str(), row.attempts), ("rate_limited", 0));
+    assert_eq!(row.retry_after, Some(setup.now() + minutes(5)));
+    let message = row.error_message.unwrap();
+    assert!(
+        message.contains("coingecko bitcoin: rate limited"),
+        "{message}"
+    );
+    assert!(message.contains("429 Too Many Requests"), "{message}");
+    assert_eq!(
+        provider_state(&db.pool, "coingecko").await.cooldown_until,
+        row.retry_after
+    );
+
+    let step = setup.worker(&db.pool, 10).process_next().await.unwrap();
+    let claimed: Vec<i64> = step.finished.iter().map(|f| f.job.id.0).collect();
+    assert_eq!(claimed, vec![aapl]);
+    assert_eq!(job(&db.pool, eth).await.status, "pending");
+    assert_eq!(requests_to(&server, "/coins/").await, 1);
+
+    // When the pause ends, CoinGecko serves both.
+    setup.clock.advance(Duration::from_secs(300));
+    server.reset().await;
+    coingecko_answers(&server, "bitcoin", coingecko_ok()).await;
+    coingecko_answers(&server, "ethereum", coingecko_ok()).await;
+    setup.worker(&db.pool, 10).process_next().await.unwrap();
+    for id in [btc, eth] {
+        let row = job(&db.pool, id).await;
+        assert_eq!(
+            (row.status.as_str(), row.provider.as_deref()),
+            ("completed", Some("coingecko"))
+        );
+        assert!(row.bars_stored.unwrap() > 150);
+    }
+}
+
+#[tokio::test]
+async fn a_rate_limited_provider_hands_the_job_to_the_next_in_the_chain() {
+    let db = test_db().await;
+    let server = MockServer::start().await;
+    let setup = Setup::new(&server, &["--crypto-chain=binance,coingecko"]);
+    binance_answers(
+        &server,
+        "BTCUSDT",
+        ResponseTemplate::new(429)
+            .set_body_json(json!({"code": -1003, "msg": "Too much request weight used"}))
+            .insert_header("retry-after", "60"),
+    )
+    .await;
+    coingecko_answers(&server, "bitcoin", coingecko_ok()).await;
+    coingecko_answers(&server, "ethereum", coingecko_ok()).await;
+    let btc = job_for(&db.pool, crypto("BTC", Some("BTCUSDT"), Some("bitcoin"))).await;
+    let eth = job_for(&db.pool, crypto("ETH", Some("ETHUSDT"), Some("ethereum"))).await;
+
+    let worker = setup.worker(&db.pool, 1);
+    worker.process_next().await.unwrap();
+    let row = job(&db.pool, btc).await;
+    assert_eq!(
+        (row.status.as_str(), row.provider.as_deref()),
+        ("completed", Some("coingecko"))
+    );
+    assert_eq!(
+        provider_state(&db.pool, "binance").await.cooldown_until,
+        Some(setup.now() + chrono::Duration::seconds(60))
+    );
+    // The next crypto job skips cooling Binance without calling it.
+    worker.process_next().await.unwrap();
+    let row = job(&db.pool, eth).await;
+    assert_eq!(
+        (row.status.as_str(), row.provider.as_deref()),
+        ("completed", Some("coingecko"))
+    );
+    assert_eq!(requests_to(&server, "/api/v3/klines").await, 1);
+}
