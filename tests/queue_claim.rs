@@ -112,7 +112,7 @@ async fn eight_workers_complete_ten_thousand_jobs_exactly_once() {
         w.await.unwrap();
     }
 
-    let runs = counting.runs.lock().unwrap();
+    let runs = counting.runs.lock().unwrap().clone();
     assert_eq!(runs.len(), jobs.len(), "every job ran");
     let twice: Vec<_> = runs.iter().filter(|(_, n)| **n != 1).collect();
     assert!(twice.is_empty(), "jobs run more than once: {twice:?}");

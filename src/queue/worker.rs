@@ -44,6 +44,9 @@ use crate::providers::ProviderKind;
 /// Outcomes written per transaction, at most.
 const MAX_FLUSH: usize = 512;
 
+/// How long a claim waits for more free slots once one is free.
+const BATCH_WAIT: Duration = Duration::from_millis(2);
+
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
     #[error("could not claim backfill jobs: {0}")]
@@ -291,8 +294,7 @@ async fn dispatch<B: JobBody>(
 ) -> JoinSet<()> {
     let config = &inner.config;
     let slots = Arc::new(Semaphore::new(config.concurrency));
-    // Claim when at least half a batch of slots is free (or all of them):
-    // claims stay batched under load without idling a slot for long.
+    // Claim once half a batch of slots is free, or BATCH_WAIT after the first.
     let low_water = (config.batch_size as usize)
         .min(config.concurrency)
         .div_ceil(2) as u32;
@@ -306,7 +308,13 @@ async fn dispatch<B: JobBody>(
         }
         tokio::select! {
             _ = cancel.cancelled() => break,
-            permits = slots.clone().acquire_many_owned(low_water) => drop(permits),
+            slot = slots.acquire() => drop(slot),
+        }
+        if (slots.available_permits() as u32) < low_water {
+            // Under load, give a few more slots a moment to free up, so
+            // claims stay batched; never wait on them for long, or a few
+            // long jobs would idle the free slots.
+            let _ = tokio::time::timeout(BATCH_WAIT, slots.acquire_many(low_water)).await;
         }
         let want = (slots.available_permits() as u32).min(config.batch_size);
         let jobs = match inner.claim(want).await {
