@@ -1,8 +1,10 @@
 -- Move jobs out of in_progress (src/queue/transitions.rs): one unnest row
 -- per job, any mix of outcomes. The guard is the lease: the row must still
--- be in_progress, held by this worker ($1), on the same attempt it was
+-- be in_progress and held by this worker ($1), on the same attempt it was
 -- claimed with. A worker whose lease expired, and whose job was reclaimed
 -- since, matches nothing and changes nothing. $2 is "now" (NULL: now()).
+-- "Held by $1" implies in_progress (CHECK backfill_queue_held_iff_in_progress, migration 0007),
+-- so the rows are found by primary key, never through a status index.
 UPDATE backfill_queue q
 SET status        = t.status,
     attempts      = q.attempts - t.give_back::int,
@@ -23,7 +25,6 @@ FROM unnest($3::bigint[], $4::int[], $5::backfill_status[], $6::bigint[], $7::ti
             $8::bool[], $9::text[], $10::text[], $11::int[], $12::int[])
      AS t (id, attempts, status, delay_ms, until, give_back, message, provider, bars_stored, bars_rejected)
 WHERE q.id = t.id
-  AND q.status = 'in_progress'
   AND q.locked_by = $1
   AND q.attempts = t.attempts
 RETURNING q.id

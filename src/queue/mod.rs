@@ -6,8 +6,10 @@
 //! - [`backfill`] is the job body: provider chain → validated bars, and the
 //!   one place provider errors become queue [`Outcome`]s.
 //! - [`transitions`] moves jobs out of `in_progress`, each move guarded by
-//!   the lease (`status = 'in_progress' AND locked_by = me AND attempts =
-//!   the claim's`), so a worker that lost its job changes nothing.
+//!   the lease (`in_progress`, `locked_by = me`, `attempts` = the claim's),
+//!   so a worker that lost its job changes nothing. The schema makes
+//!   "held" and "in_progress" the same thing, so the guard reads
+//!   `locked_by = me` and finds rows by primary key.
 //! - [`cooldown`] is `provider_state`: shared pauses after a rate limit.
 //! - [`reaper`] returns jobs whose lease expired; [`worker`] runs it all.
 //!

@@ -157,6 +157,11 @@ pub async fn mark_tracked(
     now: Option<DateTime<Utc>>,
     completed: &[(&ClaimedJob, &Completion)],
 ) -> Result<(), sqlx::Error> {
+    // A body that called no provider fetched no history: nothing to record.
+    let completed: Vec<_> = completed
+        .iter()
+        .filter(|(_, c)| c.provider.is_some())
+        .collect();
     if completed.is_empty() {
         return Ok(());
     }

@@ -58,6 +58,12 @@ pub struct Completion {
 }
 
 impl Completion {
+    /// Whether writing it takes more than the status change: bars,
+    /// rejected rows, or the tracked asset's bookkeeping.
+    pub fn stores_anything(&self) -> bool {
+        self.provider.is_some() || !self.bars.is_empty() || !self.rejected.is_empty()
+    }
+
     /// A success with nothing to store.
     pub fn empty() -> Self {
         Self {
@@ -179,11 +185,12 @@ fn count(n: usize) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
 
-/// Writes a batch of outcomes in the caller's transaction: the guarded
-/// status change for all of them, then, for completions still held, their
-/// bars, rejected rows and the asset's `tracked_assets` bookkeeping. The
-/// year partitions the bars need must exist already
-/// ([`store::ensure_partitions`]).
+/// Writes a batch of outcomes: the guarded status change for all of them,
+/// then, for completions still held, their bars, rejected rows and the
+/// asset's `tracked_assets` bookkeeping. Run it in a transaction when any
+/// completion [stores anything](Completion::stores_anything); otherwise it
+/// is the one status statement. The year partitions the bars need must
+/// exist already ([`store::Partitions`]).
 pub async fn finish_jobs(
     tx: &mut PgConnection,
     worker: WorkerId,
@@ -262,7 +269,8 @@ pub async fn renew_leases(
              FROM backfill_queue q
              JOIN unnest($4::bigint[], $5::int[]) AS h (id, attempts)
                ON q.id = h.id AND q.attempts = h.attempts
-             WHERE q.status = 'in_progress' AND q.locked_by = $1
+             -- held by this worker, hence in_progress (see queue_finish.sql)
+             WHERE q.locked_by = $1
              FOR UPDATE OF q SKIP LOCKED
          )
          UPDATE backfill_queue q

@@ -294,10 +294,8 @@ async fn dispatch<B: JobBody>(
 ) -> JoinSet<()> {
     let config = &inner.config;
     let slots = Arc::new(Semaphore::new(config.concurrency));
-    // Claim once half a batch of slots is free, or BATCH_WAIT after the first.
-    let low_water = (config.batch_size as usize)
-        .min(config.concurrency)
-        .div_ceil(2) as u32;
+    // Claim once a whole batch of slots is free, or BATCH_WAIT after the first.
+    let low_water = (config.batch_size as usize).min(config.concurrency) as u32;
     let mut running = JoinSet::new();
     let mut backoff = Duration::from_millis(100);
     while !cancel.is_cancelled() {
@@ -342,8 +340,10 @@ async fn dispatch<B: JobBody>(
             let (inner, done) = (inner.clone(), done.clone());
             running.spawn(async move {
                 let outcome = inner.run_body(&job).await;
-                drop(slot);
+                // The slot is free once the completer has the result, so a
+                // lagging completer slows claims instead of piling up jobs.
                 let _ = done.send(Finished { job, outcome }).await;
+                drop(slot);
             });
         }
         if claimed == want {
@@ -474,6 +474,11 @@ impl<B: JobBody> Inner<B> {
         let written = loop {
             tries += 1;
             let attempt = async {
+                if !completions.iter().any(|c| c.stores_anything()) {
+                    // Status changes only: one statement, no transaction.
+                    let mut conn = self.pool.acquire().await?;
+                    return finish_jobs(&mut conn, self.id, self.clock.sql(), finished).await;
+                }
                 self.partitions.ensure(&self.pool, &completions).await?;
                 let mut tx = self.pool.begin().await?;
                 let written = finish_jobs(&mut tx, self.id, self.clock.sql(), finished).await?;
