@@ -4,6 +4,7 @@
 //! never touches real data.
 
 pub mod events;
+pub mod queue;
 
 use std::time::Duration;
 
@@ -27,6 +28,8 @@ pub enum BenchError {
 pub enum BenchCommand {
     /// Portfolio write → queued backfill latency, and outbox catch-up throughput.
     Events(events::EventsBench),
+    /// Backfill queue drain rates (bare and real), insert → start latency, peak memory.
+    Queue(queue::QueueBench),
 }
 
 /// Runs one benchmark and returns its report as JSON.
@@ -36,6 +39,7 @@ pub async fn run(
 ) -> Result<serde_json::Value, BenchError> {
     let report = match command {
         BenchCommand::Events(args) => serde_json::to_value(events::run(settings, args).await?),
+        BenchCommand::Queue(args) => serde_json::to_value(queue::run(settings, args).await?),
     };
     Ok(report.expect("reports serialize"))
 }
