@@ -226,3 +226,41 @@ async fn a_vanished_worker_on_the_last_attempt_fails_the_job() {
     // A failed job is never claimed again.
     assert!(worker.claim(10).await.unwrap().is_empty());
 }
+
+/// A body that panics on every job.
+struct Panics;
+
+#[async_trait::async_trait]
+impl pricekeeper::queue::worker::JobBody for Panics {
+    async fn run(&self, _job: &pricekeeper::queue::ClaimedJob, _clock: &Clock) -> Outcome {
+        panic!("boom")
+    }
+}
+
+#[tokio::test]
+async fn a_body_that_panics_is_retried_not_lost() {
+    let db = test_db().await;
+    let clock = Clock::manual(t0());
+    let asset = insert_asset(&db.pool, stock("AAPL")).await;
+    let id = insert_job(&db.pool, asset, date("2024-03-04"), date("2024-03-08")).await;
+    let settings = settings("http://127.0.0.1:9", &[]);
+    let worker = pricekeeper::queue::Worker::with_clock(
+        db.pool.clone(),
+        config(&settings),
+        Panics,
+        clock.clone(),
+    );
+    worker.process_next().await.unwrap();
+    let row = job(&db.pool, id).await;
+    assert_eq!(
+        (row.status.as_str(), row.attempts, row.locked_by),
+        ("pending", 1, None)
+    );
+    let wait = (row.retry_after.unwrap() - t0()).num_seconds();
+    assert!((270..=330).contains(&wait), "retry in {wait}s");
+    let message = row.error_message.unwrap();
+    assert!(
+        message.contains("the job crashed the worker task (boom)"),
+        "{message}"
+    );
+}
