@@ -71,6 +71,8 @@ pub struct Drain {
 pub struct PeakRss {
     pub concurrency: usize,
     pub vm_hwm_mb: f64,
+    /// Resident when the measurement started (what earlier phases left).
+    pub rss_at_start_mb: f64,
     /// What the number covers.
     pub scope: String,
 }
@@ -122,6 +124,7 @@ async fn measure(
         reset(pool).await?;
         insert_real_jobs(pool, args.real_jobs, &days).await?;
         let reset_peak = concurrency == widest && reset_peak_rss();
+        let rss_at_start = vm_rss_mb();
         let mut local = settings.clone();
         local.providers.yahoo_url = server.clone();
         local.providers.yahoo_rate = Rate {
@@ -145,6 +148,7 @@ async fn measure(
             peak_rss = Some(PeakRss {
                 concurrency,
                 vm_hwm_mb: vm_hwm_mb(),
+                rss_at_start_mb: rss_at_start,
                 scope: if reset_peak {
                     "this process during the real drain at this concurrency: the worker and the \
                      local HTTP server it calls"
@@ -162,6 +166,7 @@ async fn measure(
     let peak_rss = peak_rss.unwrap_or(PeakRss {
         concurrency: 0,
         vm_hwm_mb: vm_hwm_mb(),
+        rss_at_start_mb: vm_rss_mb(),
         scope: "no real drain ran".to_owned(),
     });
     let targets = targets(&bare, &real, &insert_to_start, &peak_rss);
@@ -455,12 +460,21 @@ fn reset_peak_rss() -> bool {
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
-/// VmHWM from /proc/self/status, in MB; 0 when unavailable.
+/// VmHWM (peak resident memory) from /proc/self/status, in MB; 0 when unavailable.
 fn vm_hwm_mb() -> f64 {
+    status_mb("VmHWM:")
+}
+
+/// VmRSS (resident memory now), in MB.
+fn vm_rss_mb() -> f64 {
+    status_mb("VmRSS:")
+}
+
+fn status_mb(field: &str) -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let kb = status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .unwrap_or(0.0);
     round3(kb / 1024.0)

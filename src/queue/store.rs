@@ -3,7 +3,7 @@
 //! asset's `tracked_assets` bookkeeping. Called inside the transaction that
 //! completes the jobs (see [`super::transitions::finish_jobs`]).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Mutex;
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
@@ -26,22 +26,13 @@ pub async fn upsert_prices(
     // One statement may not touch a row twice (two jobs of one batch for
     // overlapping ranges of an asset): the later bar wins. The key order
     // also makes concurrent upserts lock rows in the same order.
-    let mut rows: BTreeMap<(i64, &str, DateTime<Utc>), (&Bar, &'static str)> = BTreeMap::new();
-    for (job, completion) in completed {
-        let source = completion.provider.map_or("unknown", |p| p.as_str());
-        for bar in &completion.bars {
-            rows.insert(
-                (job.asset.id, completion.interval.as_str(), bar.ts),
-                (bar, source),
-            );
-        }
-    }
+    let rows = unique_rows(completed);
     if rows.is_empty() {
         return Ok(0);
     }
     let n = rows.len();
     let mut cols = Columns::with_capacity(n);
-    for ((asset_id, interval, ts), (bar, source)) in rows {
+    for ((asset_id, interval, ts), bar, source) in rows {
         cols.asset_id.push(asset_id);
         cols.interval.push(interval);
         cols.ts.push(ts);
@@ -77,6 +68,38 @@ pub async fn upsert_prices(
         .execute(&mut *tx)
         .await?;
     Ok(n)
+}
+
+/// `asset_prices`' key: asset, interval, bar start.
+type Key<'a> = (i64, &'a str, DateTime<Utc>);
+
+/// Every bar of `completed` with its key and source, in key order, one per
+/// key: where two jobs of a batch overlap, the later job's bar is kept.
+fn unique_rows<'a>(
+    completed: &[(&ClaimedJob, &'a Completion)],
+) -> Vec<(Key<'a>, &'a Bar, &'static str)> {
+    let mut rows = Vec::new();
+    for (job, completion) in completed {
+        let source = completion.provider.map_or("unknown", |p| p.as_str());
+        let interval = completion.interval.as_str();
+        rows.extend(
+            completion
+                .bars
+                .iter()
+                .map(|bar| ((job.asset.id, interval, bar.ts), bar, source)),
+        );
+    }
+    // A stable sort keeps the later job's bar after the earlier one's, and
+    // dedup_by moves it into the slot it keeps.
+    rows.sort_by_key(|(key, _, _)| *key);
+    rows.dedup_by(|later, earlier| {
+        let same = later.0 == earlier.0;
+        if same {
+            std::mem::swap(later, earlier);
+        }
+        same
+    });
+    rows
 }
 
 struct Columns<'a> {
@@ -231,5 +254,84 @@ impl Partitions {
             .expect("partition cache")
             .extend(from.year()..=to.year());
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rust_decimal::Decimal;
+
+    use super::*;
+    use crate::db::assets::{Asset, AssetType};
+    use crate::providers::{Interval, ProviderKind};
+    use crate::queue::JobId;
+
+    fn job(id: i64, asset: i64) -> ClaimedJob {
+        ClaimedJob {
+            id: JobId(id),
+            attempts: 1,
+            max_attempts: 5,
+            start_date: "2024-01-01".parse().unwrap(),
+            end_date: "2024-01-31".parse().unwrap(),
+            asset: Asset {
+                id: asset,
+                symbol: "X".into(),
+                asset_type: AssetType::Stock,
+                exchange: "XNAS".into(),
+                currency: None,
+                yahoo_symbol: None,
+                binance_symbol: None,
+                coingecko_id: None,
+                active: true,
+            },
+        }
+    }
+
+    fn completion(provider: ProviderKind, days: &[u32], close: i64) -> Completion {
+        Completion {
+            provider: Some(provider),
+            interval: Interval::D1,
+            bars: days
+                .iter()
+                .map(|d| Bar {
+                    ts: format!("2024-01-{d:02}T14:30:00Z").parse().unwrap(),
+                    open: None,
+                    high: None,
+                    low: None,
+                    close: Decimal::from(close),
+                    adj_close: None,
+                    volume: None,
+                    currency: None,
+                    flags: Vec::new(),
+                })
+                .collect(),
+            ..Completion::empty()
+        }
+    }
+
+    #[test]
+    fn overlapping_jobs_keep_one_row_per_key_the_later_ones() {
+        let (a, b, c) = (job(1, 7), job(2, 7), job(3, 8));
+        let first = completion(ProviderKind::Yahoo, &[3, 1, 2], 1);
+        let second = completion(ProviderKind::Binance, &[2, 4], 2);
+        let other = completion(ProviderKind::Yahoo, &[2], 3);
+        let completed = [(&a, &first), (&b, &second), (&c, &other)];
+        let rows: Vec<(i64, u32, i64, &str)> = unique_rows(&completed)
+            .into_iter()
+            .map(|((asset, _, ts), bar, source)| {
+                let close = bar.close.try_into().unwrap();
+                (asset, chrono::Datelike::day(&ts), close, source)
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                (7, 1, 1, "yahoo"),
+                (7, 2, 2, "binance"),
+                (7, 3, 1, "yahoo"),
+                (7, 4, 2, "binance"),
+                (8, 2, 3, "yahoo"),
+            ]
+        );
     }
 }

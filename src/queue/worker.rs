@@ -264,7 +264,8 @@ impl<B: JobBody> Worker<B> {
             (config.lease / 2).clamp(Duration::from_secs(1), Duration::from_secs(30)),
             helpers.clone(),
         ));
-        let (done, results) = mpsc::channel(config.concurrency + config.batch_size as usize);
+        // Results waiting to be written hold their bars: one batch at most.
+        let (done, results) = mpsc::channel(config.batch_size as usize);
         let completer = tokio::spawn(completer(inner.clone(), results));
 
         let mut running = dispatch(&inner, &wake, done, &cancel).await;
@@ -382,12 +383,7 @@ async fn completer<B: JobBody>(inner: Arc<Inner<B>>, mut results: mpsc::Receiver
         if results.recv_many(&mut batch, MAX_FLUSH).await == 0 {
             break;
         }
-        let stores = |batch: &[Finished]| {
-            batch
-                .iter()
-                .any(|f| matches!(&f.outcome, Outcome::Complete(c) if c.stores_anything()))
-        };
-        if !stores(&batch) {
+        if !stores_bars(&batch) {
             // A status-only write is one cheap statement: one at a time, so
             // it never competes with the claims for the database.
             while writing.join_next().await.is_some() {}
@@ -411,6 +407,13 @@ async fn completer<B: JobBody>(inner: Arc<Inner<B>>, mut results: mpsc::Receiver
         while writing.try_join_next().is_some() {}
     }
     while writing.join_next().await.is_some() {}
+}
+
+/// Whether writing `batch` takes more than status changes.
+fn stores_bars(batch: &[Finished]) -> bool {
+    batch
+        .iter()
+        .any(|f| matches!(&f.outcome, Outcome::Complete(c) if c.stores_anything()))
 }
 
 /// Renews held leases every third of a lease until stopped.
@@ -549,7 +552,18 @@ impl<B: JobBody> Inner<B> {
 
     /// Writes a batch; a batch the database rejects is written job by job,
     /// and a job whose result cannot be stored fails with the reason.
-    async fn flush(&self, finished: Vec<Finished>) {
+    async fn flush(&self, mut finished: Vec<Finished>) {
+        // Bars are written at most a batch of jobs per transaction, which
+        // bounds the memory a write takes (and the time it holds locks).
+        let most = self.config.batch_size as usize;
+        if finished.len() > most && stores_bars(&finished) {
+            while !finished.is_empty() {
+                let rest = finished.split_off(most.min(finished.len()));
+                Box::pin(self.flush(finished)).await;
+                finished = rest;
+            }
+            return;
+        }
         match self.finish(&finished).await {
             Ok(_) => {}
             Err(WorkerError::Finish { source, .. }) if source.as_database_error().is_some() => {
