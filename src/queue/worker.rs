@@ -2,9 +2,14 @@
 //! bodies at once, and writes their outcomes in batches.
 //!
 //! ```text
-//!  dispatcher ── claim (≤ free slots) ──▶ job tasks ──▶ completer ── one transaction per batch
-//!      ▲  LISTEN pricekeeper_jobs / poll / next retry_after        heartbeat: renews held leases
+//!  dispatcher ── claim (≤ free slots) ──▶ job tasks ──▶ completer ── a transaction per batch
+//!      ▲  LISTEN pricekeeper_jobs / poll / next retry_after        (two at once when storing bars)
+//!                                                                  heartbeat: renews held leases
 //! ```
+//!
+//! A job's slot is freed once the completer has its result, and the result
+//! queue holds one batch: memory and in-flight jobs stay bounded however
+//! slow the database is.
 //!
 //! Invariants: a job is in `held` from its claim until its outcome is
 //! written (or given up), and only held jobs get their lease renewed; so a
