@@ -43,7 +43,7 @@ async fn a_purchase_becomes_stored_history_through_the_worker_binary() {
         .mount(&yahoo)
         .await;
 
-    let mut worker = Command::new(env!("CARGO_BIN_EXE_pricekeeper"))
+    let worker = Command::new(env!("CARGO_BIN_EXE_pricekeeper"))
         .arg("worker")
         .env("DATABASE_URL", db.url())
         .env("PRICEKEEPER_YAHOO_URL", yahoo.uri())
