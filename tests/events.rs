@@ -6,23 +6,12 @@ mod common;
 use std::time::Duration;
 
 use chrono::{DateTime, Months, NaiveDate, Utc};
-use common::{TestDb, eventually, settings, test_db};
+use common::{TestDb, eventually, insert_stock, settings, test_db};
 use pricekeeper::events::orchestrator::Orchestrator;
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
-
-async fn asset(pool: &PgPool, symbol: &str) -> i64 {
-    sqlx::query_scalar(
-        "INSERT INTO assets (symbol, asset_type, exchange, currency)
-         VALUES ($1, 'stock', 'XNAS', 'USD') RETURNING id",
-    )
-    .bind(symbol)
-    .fetch_one(pool)
-    .await
-    .unwrap()
-}
 
 async fn trade(pool: &PgPool, portfolio: Uuid, asset: i64, side: &str, qty: i64, at: &str) -> i64 {
     sqlx::query_scalar(
@@ -80,7 +69,7 @@ fn year_before(day: &str) -> NaiveDate {
 #[tokio::test]
 async fn first_buy_tracks_the_asset_and_queues_a_year_before_it() {
     let db = test_db().await;
-    let aapl = asset(&db.pool, "AAPL").await;
+    let aapl = insert_stock(&db.pool, "AAPL").await;
     let mut jobs_channel = PgListener::connect(db.url()).await.unwrap();
     jobs_channel.listen("pricekeeper_jobs").await.unwrap();
 
@@ -134,7 +123,7 @@ async fn first_buy_tracks_the_asset_and_queues_a_year_before_it() {
 #[tokio::test]
 async fn the_same_portfolio_buying_twice_counts_once_and_queues_nothing_more() {
     let db = test_db().await;
-    let msft = asset(&db.pool, "MSFT").await;
+    let msft = insert_stock(&db.pool, "MSFT").await;
     let p = Uuid::new_v4();
     trade(&db.pool, p, msft, "buy", 5, "2026-01-05T15:00:00Z").await;
     orchestrator(&db).drain().await.unwrap();
@@ -148,7 +137,7 @@ async fn the_same_portfolio_buying_twice_counts_once_and_queues_nothing_more() {
 #[tokio::test]
 async fn two_portfolios_count_twice_with_one_job() {
     let db = test_db().await;
-    let nvda = asset(&db.pool, "NVDA").await;
+    let nvda = insert_stock(&db.pool, "NVDA").await;
     trade(
         &db.pool,
         Uuid::new_v4(),
@@ -179,7 +168,7 @@ async fn two_portfolios_count_twice_with_one_job() {
 #[tokio::test]
 async fn selling_out_stops_tracking_and_a_partial_sell_does_not() {
     let db = test_db().await;
-    let spy = asset(&db.pool, "SPY").await;
+    let spy = insert_stock(&db.pool, "SPY").await;
     let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
     trade(&db.pool, a, spy, "buy", 10, "2026-01-02T15:00:00Z").await;
     trade(&db.pool, b, spy, "buy", 10, "2026-01-02T15:00:00Z").await;
@@ -217,7 +206,7 @@ async fn selling_out_stops_tracking_and_a_partial_sell_does_not() {
 #[tokio::test]
 async fn a_later_buy_dated_earlier_queues_only_the_missing_range() {
     let db = test_db().await;
-    let qqq = asset(&db.pool, "QQQ").await;
+    let qqq = insert_stock(&db.pool, "QQQ").await;
     trade(
         &db.pool,
         Uuid::new_v4(),
@@ -271,7 +260,10 @@ async fn a_later_buy_dated_earlier_queues_only_the_missing_range() {
 #[tokio::test]
 async fn deleted_and_updated_transactions_apply_their_correction() {
     let db = test_db().await;
-    let (tsla, amd) = (asset(&db.pool, "TSLA").await, asset(&db.pool, "AMD").await);
+    let (tsla, amd) = (
+        insert_stock(&db.pool, "TSLA").await,
+        insert_stock(&db.pool, "AMD").await,
+    );
     let p = Uuid::new_v4();
     let buy = trade(&db.pool, p, tsla, "buy", 3, "2026-02-01T15:00:00Z").await;
     orchestrator(&db).drain().await.unwrap();
@@ -309,8 +301,8 @@ async fn deleted_and_updated_transactions_apply_their_correction() {
 #[tokio::test]
 async fn overselling_and_inactive_assets_are_recorded_with_a_reason() {
     let db = test_db().await;
-    let gme = asset(&db.pool, "GME").await;
-    let old = asset(&db.pool, "DELISTED").await;
+    let gme = insert_stock(&db.pool, "GME").await;
+    let old = insert_stock(&db.pool, "DELISTED").await;
     sqlx::query("UPDATE assets SET active = false WHERE id = $1")
         .bind(old)
         .execute(&db.pool)
@@ -366,7 +358,7 @@ async fn overselling_and_inactive_assets_are_recorded_with_a_reason() {
 #[tokio::test]
 async fn an_event_that_cannot_be_applied_is_marked_and_the_rest_go_through() {
     let db = test_db().await;
-    let good = asset(&db.pool, "GOOD").await;
+    let good = insert_stock(&db.pool, "GOOD").await;
     trade(
         &db.pool,
         Uuid::new_v4(),
@@ -419,7 +411,10 @@ fn spawn(db: &TestDb, args: &[&str]) -> (CancellationToken, tokio::task::JoinHan
 #[tokio::test]
 async fn transactions_written_while_stopped_are_applied_on_start() {
     let db = test_db().await;
-    let ids = [asset(&db.pool, "A").await, asset(&db.pool, "B").await];
+    let ids = [
+        insert_stock(&db.pool, "A").await,
+        insert_stock(&db.pool, "B").await,
+    ];
     for i in 0..200 {
         trade(
             &db.pool,
@@ -450,7 +445,7 @@ async fn transactions_written_while_stopped_are_applied_on_start() {
 #[tokio::test]
 async fn a_killed_listener_reconnects_and_nothing_is_lost() {
     let db = test_db().await;
-    let id = asset(&db.pool, "KILL").await;
+    let id = insert_stock(&db.pool, "KILL").await;
     let (cancel, handle) = spawn(&db, &["--poll-interval", "1h"]);
 
     let listener_pid = || async {
@@ -509,7 +504,7 @@ async fn two_orchestrators_and_concurrent_writers_agree_with_a_single_pass() {
     let db = test_db().await;
     let mut assets = Vec::new();
     for i in 0..20 {
-        assets.push(asset(&db.pool, &format!("C{i}")).await);
+        assets.push(insert_stock(&db.pool, &format!("C{i}")).await);
     }
     let (c1, h1) = spawn(
         &db,

@@ -5,22 +5,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestDb, test_db};
+use common::{TestDb, insert_stock, test_db};
 use pricekeeper::db::MIGRATOR;
 use sqlx::postgres::PgListener;
 use sqlx::{Connection, PgPool};
 use uuid::Uuid;
-
-async fn insert_asset(pool: &PgPool, symbol: &str) -> i64 {
-    sqlx::query_scalar(
-        "INSERT INTO assets (symbol, asset_type, exchange, currency)
-         VALUES ($1, 'stock', 'XNAS', 'USD') RETURNING id",
-    )
-    .bind(symbol)
-    .fetch_one(pool)
-    .await
-    .unwrap()
-}
 
 async fn insert_buy(pool: &PgPool, asset_id: i64) -> i64 {
     sqlx::query_scalar(
@@ -127,7 +116,7 @@ async fn migrations_apply_to_an_empty_database_and_rerun_changes_nothing() {
 #[tokio::test]
 async fn insert_update_delete_each_leave_one_event_and_one_notification() {
     let db = test_db().await;
-    let asset = insert_asset(&db.pool, "AAPL").await;
+    let asset = insert_stock(&db.pool, "AAPL").await;
     let mut listener = listen(&db).await;
 
     let tx = insert_buy(&db.pool, asset).await;
@@ -171,7 +160,7 @@ async fn insert_update_delete_each_leave_one_event_and_one_notification() {
 #[tokio::test]
 async fn a_rolled_back_write_leaves_no_event_and_no_notification() {
     let db = test_db().await;
-    let asset = insert_asset(&db.pool, "MSFT").await;
+    let asset = insert_stock(&db.pool, "MSFT").await;
     let mut listener = listen(&db).await;
 
     let mut conn = db.connect().await;
@@ -199,7 +188,7 @@ async fn a_rolled_back_write_leaves_no_event_and_no_notification() {
 #[tokio::test]
 async fn bad_transactions_are_rejected_by_constraints() {
     let db = test_db().await;
-    let asset = insert_asset(&db.pool, "NVDA").await;
+    let asset = insert_stock(&db.pool, "NVDA").await;
     let cases = [
         ("zero quantity", asset, "buy", "0", "10", "23514"),
         ("negative quantity", asset, "buy", "-1", "10", "23514"),
@@ -244,7 +233,7 @@ async fn bad_transactions_are_rejected_by_constraints() {
 #[tokio::test]
 async fn price_partitions_are_created_on_demand_and_idempotently() {
     let db = test_db().await;
-    let asset = insert_asset(&db.pool, "SPY").await;
+    let asset = insert_stock(&db.pool, "SPY").await;
     sqlx::query("SELECT ensure_asset_prices_partitions('2024-06-01Z', '2026-02-01Z')")
         .execute(&db.pool)
         .await
@@ -290,7 +279,7 @@ async fn price_partitions_are_created_on_demand_and_idempotently() {
 #[tokio::test]
 async fn the_ops_queries_in_sql_run() {
     let db = test_db().await;
-    let asset = insert_asset(&db.pool, "OPS").await;
+    let asset = insert_stock(&db.pool, "OPS").await;
     insert_buy(&db.pool, asset).await;
     sqlx::query("INSERT INTO backfill_queue (asset_id, start_date, end_date) VALUES ($1, '2025-01-01', '2025-12-31')")
         .bind(asset)

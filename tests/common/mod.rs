@@ -255,6 +255,18 @@ fn redact(raw: &str) -> String {
     }
 }
 
+/// Adds a NASDAQ stock to the catalog, as a host application would.
+pub async fn insert_stock(pool: &PgPool, symbol: &str) -> i64 {
+    sqlx::query_scalar(
+        "INSERT INTO assets (symbol, asset_type, exchange, currency)
+         VALUES ($1, 'stock', 'XNAS', 'USD') RETURNING id",
+    )
+    .bind(symbol)
+    .fetch_one(pool)
+    .await
+    .expect("insert asset")
+}
+
 /// Waits for `check` to hold, polling, or panics after `deadline`. For
 /// conditions reached by other tasks or processes; never a bare sleep.
 pub async fn eventually<F, Fut>(deadline: Duration, what: &str, mut check: F)
