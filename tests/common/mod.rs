@@ -216,6 +216,20 @@ async fn with_template(base_url: url::Url) -> Server {
         conn.execute(AssertSqlSafe(sql))
             .await
             .expect("publish template");
+        // Templates of older schemas pile up otherwise. One still being
+        // cloned by a process of another checkout refuses to go: skip it.
+        let stale: Vec<String> = sqlx::query_scalar(
+            r"SELECT datname::text FROM pg_database
+              WHERE datname LIKE 'pricekeeper\_tpl\_%' AND datname <> $1",
+        )
+        .bind(&template)
+        .fetch_all(&mut conn)
+        .await
+        .expect("list templates");
+        for old in stale {
+            let sql = format!("DROP DATABASE IF EXISTS {}", quote_ident(&old));
+            let _ = conn.execute(AssertSqlSafe(sql)).await;
+        }
     }
     let _ = conn.close().await; // releases the advisory lock
     Server { base_url, template }
