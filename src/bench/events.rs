@@ -84,6 +84,9 @@ async fn measure(
     }
     cancel.cancel();
     let _ = orchestrator.await;
+    // Not read from here on; a listener left behind would hold the
+    // server's notification queue during the catch-up.
+    drop(jobs);
 
     // The backlog: written in one statement while nothing applies it.
     sqlx::query(

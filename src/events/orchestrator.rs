@@ -45,6 +45,14 @@ pub struct Applied {
     pub jobs_queued: usize,
 }
 
+impl std::ops::AddAssign for Applied {
+    fn add_assign(&mut self, other: Self) {
+        self.events += other.events;
+        self.flagged += other.flagged;
+        self.jobs_queued += other.jobs_queued;
+    }
+}
+
 #[derive(Debug, sqlx::FromRow)]
 struct ClaimedEvent {
     id: i64,
@@ -145,10 +153,9 @@ impl Orchestrator {
         let mut total = Applied::default();
         loop {
             let step = self.step().await?;
-            total.events += step.events;
-            total.flagged += step.flagged;
-            total.jobs_queued += step.jobs_queued;
-            if step.events < self.batch_size as usize {
+            let short = step.events < self.batch_size as usize;
+            total += step;
+            if short {
                 return Ok(total);
             }
         }
@@ -183,19 +190,18 @@ impl Orchestrator {
         let mut total = Applied::default();
         for &id in ids {
             match self.apply_claimed(conn, Some(id)).await {
-                Ok(applied) => {
-                    total.events += applied.events;
-                    total.flagged += applied.flagged;
-                    total.jobs_queued += applied.jobs_queued;
-                }
+                Ok(applied) => total += applied,
                 Err(ApplyFailure::Poisoned { error, .. }) => {
                     let reason = format!("could not be applied: {error}");
                     tracing::error!(event.id = id, %reason, "event marked failed");
                     let mut tx = conn.begin().await?;
                     mark_processed(&mut tx, &[id], HashMap::from([(id, reason)])).await?;
                     tx.commit().await?;
-                    total.events += 1;
-                    total.flagged += 1;
+                    total += Applied {
+                        events: 1,
+                        flagged: 1,
+                        jobs_queued: 0,
+                    };
                 }
                 Err(ApplyFailure::Retryable(e)) | Err(ApplyFailure::Failed(e)) => {
                     return Err(e.into());
@@ -243,7 +249,7 @@ impl Orchestrator {
             return Ok(Applied::default());
         }
         let ids: Vec<i64> = events.iter().map(|e| e.id).collect();
-        match self.apply(&mut tx, &events).await {
+        match self.apply(&mut tx, &events, &ids).await {
             Ok(applied) => {
                 tx.commit().await.map_err(ApplyFailure::from_sqlx)?;
                 Ok(applied)
@@ -259,12 +265,12 @@ impl Orchestrator {
         &self,
         tx: &mut PgConnection,
         events: &[ClaimedEvent],
+        ids: &[i64],
     ) -> Result<Applied, sqlx::Error> {
-        let ids: Vec<i64> = events.iter().map(|e| e.id).collect();
         let mut reasons: HashMap<i64, String> = HashMap::new();
 
         let holdings: Vec<HoldingChange> = sqlx::query_as(APPLY_HOLDINGS)
-            .bind(&ids)
+            .bind(ids)
             .fetch_all(&mut *tx)
             .await?;
         let mut users_delta: BTreeMap<i64, i32> = BTreeMap::new();
@@ -359,7 +365,7 @@ impl Orchestrator {
             tracing::warn!(event.id = id, %reason, "event applied with a warning");
         }
         let flagged = reasons.len();
-        mark_processed(tx, &ids, reasons).await?;
+        mark_processed(tx, ids, reasons).await?;
         tracing::debug!(
             events = ids.len(),
             flagged,
