@@ -167,7 +167,7 @@ impl Provider for Binance {
         INTERVALS
     }
 
-    #[tracing::instrument(skip_all, fields(provider = "binance", symbol, %interval))]
+    #[tracing::instrument(skip_all, fields(provider = "binance", symbol = symbol, %interval))]
     async fn history(
         &self,
         symbol: &str,

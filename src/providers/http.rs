@@ -75,15 +75,23 @@ impl Endpoint {
         url: Url,
         headers: HeaderMap,
     ) -> Result<Reply, ProviderError> {
-        if let Some(left) = self.limiter.cooldown_left() {
-            return Err(ctx.rate_limited(
-                Some(left),
-                "cooling down after the provider's last rate limit; no request sent",
-            ));
-        }
+        self.refuse_while_cooling(ctx)?;
         self.limiter.acquire().await;
+        // A 429 may have arrived while this request waited for a token:
+        // sending now is what turns Binance's 429 into a 418 ban.
+        self.refuse_while_cooling(ctx)?;
         tracing::trace!(provider = %self.kind, symbol = %ctx.symbol, path = url.path(), "request");
         send(ctx, self.client.get(url).headers(headers), self.max_body).await
+    }
+
+    fn refuse_while_cooling(&self, ctx: &ErrorContext) -> Result<(), ProviderError> {
+        match self.limiter.cooldown_left() {
+            Some(left) => Err(ctx.rate_limited(
+                Some(left),
+                "cooling down after the provider's last rate limit; no request sent",
+            )),
+            None => Ok(()),
+        }
     }
 
     /// Records what an error tells about the provider (a Retry-After starts

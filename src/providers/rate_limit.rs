@@ -184,10 +184,12 @@ impl RateLimiter {
 
     /// Waits until a request may be sent: past any hold, then a token.
     pub async fn acquire(&self) {
-        if let Some(until) = self.held_until() {
-            tokio::time::sleep_until(until).await;
-        }
         loop {
+            // Checked on every turn: a hold (e.g. Binance's used weight
+            // nearing its limit) may be set while this task waits.
+            if let Some(until) = self.held_until() {
+                tokio::time::sleep_until(until).await;
+            }
             match self.bucket.check() {
                 Ok(()) => return,
                 Err(not_until) => {

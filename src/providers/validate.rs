@@ -114,8 +114,12 @@ fn flag_spikes(bars: &mut [Bar]) {
     let half = Decimal::new(5, 1);
     for i in 1..bars.len() {
         let prev = bars[i - 1].close;
-        let move_ratio = ((bars[i].close - prev) / prev).abs();
-        if move_ratio > half {
+        // checked_div: a move too large for a Decimal (a price of 1e-28
+        // followed by 10) must flag the bar, not panic.
+        let spike = (bars[i].close - prev)
+            .checked_div(prev)
+            .is_none_or(|ratio| ratio.abs() > half);
+        if spike {
             bars[i].flags.push(BarFlag::Spike);
         }
     }
@@ -246,6 +250,18 @@ mod tests {
         let out = validate(rows, None, now());
         let flagged: Vec<bool> = out.bars.iter().map(|b| !b.flags.is_empty()).collect();
         assert_eq!(flagged, [false, true, false, true, false]);
+    }
+
+    #[test]
+    fn a_move_beyond_decimal_range_is_a_spike_not_a_panic() {
+        let tiny = "0.0000000000000000000000000001";
+        let rows = vec![
+            row(day(1), &format!("{tiny} {tiny} {tiny} {tiny} 1")),
+            row(day(2), "10 10 10 10 1"),
+        ];
+        let out = validate(rows, None, now());
+        assert_eq!(out.bars.len(), 2);
+        assert!(!out.bars[1].flags.is_empty());
     }
 
     #[test]

@@ -148,7 +148,7 @@ impl Provider for Yahoo {
         INTERVALS
     }
 
-    #[tracing::instrument(skip_all, fields(provider = "yahoo", symbol, %interval))]
+    #[tracing::instrument(skip_all, fields(provider = "yahoo", symbol = symbol, %interval))]
     async fn history(
         &self,
         symbol: &str,
