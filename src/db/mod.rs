@@ -137,8 +137,14 @@ fn is_missing_database(e: &sqlx::Error) -> bool {
     db_code(e).as_deref() == Some("3D000")
 }
 
+/// SQLSTATE 40001 (serialization failure) and 40P01 (deadlock): run the
+/// transaction again.
+pub fn is_retryable(e: &sqlx::Error) -> bool {
+    matches!(db_code(e).as_deref(), Some("40001" | "40P01"))
+}
+
 /// Errors worth waiting out: the server is down, starting or full.
-fn is_transient(e: &sqlx::Error) -> bool {
+pub fn is_transient(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_) => true,
         // cannot_connect_now (starting up / shutting down), too_many_connections

@@ -19,6 +19,7 @@ use uuid::Uuid;
 use super::plan::{Demand, plan};
 use super::{EVENTS_CHANNEL, EventsError, listener};
 use crate::config::Settings;
+use crate::db::is_retryable;
 
 const CLAIM: &str = include_str!("../../sql/events_claim.sql");
 const APPLY_HOLDINGS: &str = include_str!("../../sql/events_apply_holdings.sql");
@@ -432,9 +433,4 @@ impl ApplyFailure {
             Self::Failed(e)
         }
     }
-}
-
-/// SQLSTATE 40001 (serialization failure) and 40P01 (deadlock).
-fn is_retryable(e: &sqlx::Error) -> bool {
-    matches!(crate::db::db_code(e).as_deref(), Some("40001" | "40P01"))
 }

@@ -150,8 +150,3 @@ impl Clock {
 pub(crate) fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
-
-/// SQLSTATE 40001 (serialization failure) and 40P01 (deadlock): run again.
-pub(crate) fn is_retryable(e: &sqlx::Error) -> bool {
-    matches!(crate::db::db_code(e).as_deref(), Some("40001" | "40P01"))
-}

@@ -13,6 +13,7 @@ use sqlx::{PgExecutor, PgPool};
 use tokio_util::sync::CancellationToken;
 
 use super::{Clock, JobId, JobStatus};
+use crate::events::JOBS_CHANNEL;
 
 /// Returns expired leases to `pending` (or `failed` when attempts are used
 /// up); at most `limit` per call. Rows being finished by their worker right
@@ -56,10 +57,11 @@ pub async fn reap_expired(
          )
          SELECT reaped.id, reaped.status
          FROM reaped
-         CROSS JOIN LATERAL pg_notify('pricekeeper_jobs', reaped.id::text) AS woken",
+         CROSS JOIN LATERAL pg_notify($3, reaped.id::text) AS woken",
     )
     .bind(now)
     .bind(limit)
+    .bind(JOBS_CHANNEL)
     .fetch_all(db)
     .await
 }
@@ -80,7 +82,7 @@ pub async fn run(pool: PgPool, clock: Clock, every: Duration, cancel: Cancellati
                     "reclaimed jobs whose worker stopped renewing its lease"
                 );
                 // More may be waiting: go again without sleeping.
-                if reaped.len() == 1000 {
+                if reaped.len() == 1000 && !cancel.is_cancelled() {
                     continue;
                 }
             }

@@ -39,10 +39,10 @@ use super::claim::{claim_jobs, next_due_in};
 use super::store::Partitions;
 use super::transitions::{Finished, Written, finish_jobs, renew_leases};
 use super::{
-    ChainFilter, ClaimedJob, Clock, Completion, JobId, Outcome, WorkerId, backoff, cooldown,
-    is_retryable, reaper,
+    ChainFilter, ClaimedJob, Clock, Completion, JobId, Outcome, WorkerId, backoff, cooldown, reaper,
 };
 use crate::config::Settings;
+use crate::db::{is_retryable, is_transient};
 use crate::events::{JOBS_CHANNEL, listener};
 use crate::providers::ProviderKind;
 
@@ -571,7 +571,14 @@ impl<B: JobBody> Inner<B> {
         }
         match self.finish(&finished).await {
             Ok(_) => {}
-            Err(WorkerError::Finish { source, .. }) if source.as_database_error().is_some() => {
+            // Only a refusal about the data is the job's fault. A deadlock
+            // that outlasted the retries or a server going away is not:
+            // give up, and the reaper queues the job again.
+            Err(WorkerError::Finish { source, .. })
+                if source.as_database_error().is_some()
+                    && !is_retryable(&source)
+                    && !is_transient(&source) =>
+            {
                 if finished.len() > 1 {
                     for one in finished {
                         Box::pin(self.flush(vec![one])).await;
@@ -602,20 +609,14 @@ impl<B: JobBody> Inner<B> {
     fn give_up(&self, finished: &[Finished], e: &WorkerError) {
         tracing::error!(error = %e, jobs = finished.len(),
             "giving up on recording these outcomes; the jobs return to the queue when their lease expires");
-        let mut held = self.held.lock().expect("held jobs");
-        for f in finished {
-            held.remove(&f.job.id);
-        }
+        release_held(&self.held, finished);
     }
 
     /// Bookkeeping once a batch is committed: counters, logs, provider
     /// successes.
     async fn after_write(&self, finished: &[Finished], written: &Written) {
         {
-            let mut held = self.held.lock().expect("held jobs");
-            for f in finished {
-                held.remove(&f.job.id);
-            }
+            release_held(&self.held, finished);
         }
         let mut served: HashMap<ProviderKind, i64> = HashMap::new();
         for f in finished {
@@ -697,6 +698,21 @@ impl<B: JobBody> Inner<B> {
             }
             Err(e) => tracing::error!(error = %e, jobs = finished.len(),
                 "could not release unfinished jobs; the reaper returns them when their lease expires"),
+        }
+    }
+}
+
+/// Stops renewing these jobs' leases. Only the attempt that finished is let
+/// go: if the reaper handed a job back and this worker claimed it again, the
+/// newer claim keeps its entry (and its heartbeat).
+fn release_held(held: &Mutex<HashMap<JobId, ClaimedJob>>, finished: &[Finished]) {
+    let mut held = held.lock().expect("held jobs");
+    for f in finished {
+        if held
+            .get(&f.job.id)
+            .is_some_and(|j| j.attempts == f.job.attempts)
+        {
+            held.remove(&f.job.id);
         }
     }
 }
