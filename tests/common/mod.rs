@@ -57,9 +57,16 @@ pub async fn test_db() -> TestDb {
         quote_ident(&name),
         quote_ident(&server.template)
     );
-    conn.execute(AssertSqlSafe(sql))
-        .await
-        .expect("create test database");
+    if let Err(e) = conn.execute(AssertSqlSafe(sql.clone())).await {
+        // A test run of another checkout (another schema) may have dropped
+        // our template as stale: make it again, once.
+        let missing = e.as_database_error().and_then(|d| d.code()).as_deref() == Some("3D000");
+        assert!(missing, "create test database: {e}");
+        with_template(server.base_url.clone()).await;
+        conn.execute(AssertSqlSafe(sql))
+            .await
+            .expect("create test database");
+    }
     let _ = conn.close().await;
 
     let url = database_url(&server.base_url, &name);
