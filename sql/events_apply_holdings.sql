@@ -15,12 +15,16 @@ WITH legs AS (
            CASE old_side WHEN 'buy' THEN -old_quantity ELSE old_quantity END AS delta
     FROM portfolio_events
     WHERE id = ANY($1) AND old_asset_id IS NOT NULL
+      -- A NaN or infinite quantity was never applied (see
+      -- pricekeeper_event_problem): nothing to undo.
+      AND pricekeeper_usable_quantity(old_quantity)
     UNION ALL
     SELECT new_portfolio_id,
            new_asset_id,
            CASE new_side WHEN 'buy' THEN new_quantity ELSE -new_quantity END
     FROM portfolio_events
     WHERE id = ANY($1) AND new_asset_id IS NOT NULL
+      AND pricekeeper_usable_quantity(new_quantity)
 ),
 deltas AS (
     SELECT portfolio_id, asset_id, sum(delta) AS delta

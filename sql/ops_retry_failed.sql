@@ -7,6 +7,7 @@ WITH retried AS (
     SET status = 'pending',
         attempts = 0,
         retry_after = NULL,
+        revive_after = NULL,
         error_message = 'retried by an operator after: ' || coalesce(q.error_message, 'failure'),
         updated_at = now()
     WHERE q.status = 'failed'
@@ -17,12 +18,7 @@ WITH retried AS (
             AND f.start_date = q.start_date
             AND f.end_date = q.end_date
             AND f.status = 'failed')
-      AND NOT EXISTS (
-          SELECT FROM backfill_queue other
-          WHERE other.asset_id = q.asset_id
-            AND other.start_date = q.start_date
-            AND other.end_date = q.end_date
-            AND other.status IN ('pending', 'in_progress', 'rate_limited'))
+      AND NOT backfill_range_queued(q.asset_id, q.start_date, q.end_date)
     RETURNING q.id
 )
 SELECT count(*) AS retried

@@ -71,6 +71,21 @@ pub struct Settings {
           global = true, help_heading = "Backfill")]
     pub retry_exponential_base: Duration,
 
+    /// How long a failed backfill job waits before it is queued again by
+    /// itself; doubled each round (`6h`, `30m`). A purchase that needs its
+    /// range queues it at once.
+    #[arg(long, env = "PRICEKEEPER_FAILED_COOLOFF", default_value = "6h",
+          value_parser = duration("PRICEKEEPER_FAILED_COOLOFF", Duration::from_secs(1), Duration::from_secs(30 * 86_400)),
+          global = true, help_heading = "Backfill")]
+    pub failed_cooloff: Duration,
+
+    /// How many times a failed backfill job is queued again by itself before
+    /// it stays failed (0: never).
+    #[arg(long, env = "PRICEKEEPER_FAILED_ROUNDS", default_value_t = 4,
+          value_parser = ranged::<u32>("PRICEKEEPER_FAILED_ROUNDS", 0, 100),
+          global = true, help_heading = "Backfill")]
+    pub failed_rounds: u32,
+
     /// How long a claimed backfill job stays reserved for its worker; renewed
     /// while the job runs, and returned to the queue by the reaper once it
     /// runs out (a crashed or frozen worker).

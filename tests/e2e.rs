@@ -132,3 +132,96 @@ async fn a_purchase_becomes_stored_history_through_the_worker_binary() {
     assert!(logs.contains("backfill queued"), "{logs}");
     assert!(logs.contains("shutdown requested"), "{logs}");
 }
+
+#[tokio::test]
+async fn the_worker_binary_survives_unusable_outbox_rows_and_applies_the_events_behind_them() {
+    let db = test_db().await;
+    let asset = common::insert_stock(&db.pool, "ODD").await;
+    // Rows the schema refuses today, as they may sit in an older outbox.
+    sqlx::query(
+        "INSERT INTO portfolio_events (op, transaction_id, new_portfolio_id, new_asset_id,
+                                       new_side, new_quantity, new_executed_at)
+         VALUES ('insert', 1, gen_random_uuid(), $1, 'buy', 1, 'infinity'),
+                ('insert', 2, gen_random_uuid(), $1, 'buy', 'NaN', now())",
+    )
+    .bind(asset)
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO portfolio_transactions (portfolio_id, asset_id, side, quantity, price, executed_at)
+         VALUES (gen_random_uuid(), $1, 'buy', 10, 187.5, now())",
+    )
+    .bind(asset)
+    .execute(&db.pool)
+    .await
+    .unwrap();
+
+    let mut worker = Command::new(env!("CARGO_BIN_EXE_pricekeeper"))
+        .arg("worker")
+        .env("DATABASE_URL", db.url())
+        .env("PRICEKEEPER_YAHOO_URL", "http://127.0.0.1:9")
+        .env("PRICEKEEPER_LOG_FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    eventually(
+        Duration::from_secs(30),
+        "every event to be processed",
+        || async {
+            let left: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM portfolio_events WHERE processed_at IS NULL",
+            )
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+            left == 0
+        },
+    )
+    .await;
+    assert!(
+        worker.try_wait().unwrap().is_none(),
+        "the worker is still up"
+    );
+
+    let flagged: Vec<(i64, Option<String>)> =
+        sqlx::query_as("SELECT transaction_id, error FROM portfolio_events ORDER BY id")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(flagged.len(), 3);
+    assert!(
+        flagged[0].1.as_deref().unwrap().contains("infinity"),
+        "{flagged:?}"
+    );
+    assert!(
+        flagged[1].1.as_deref().unwrap().contains("NaN"),
+        "{flagged:?}"
+    );
+    assert_eq!(
+        flagged[2].1, None,
+        "the host's real purchase applies cleanly"
+    );
+    let held: String = sqlx::query_scalar("SELECT sum(quantity)::text FROM holdings")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        held, "11",
+        "the infinity-dated buy counts, the NaN one does not"
+    );
+
+    let pid = worker.id().unwrap().to_string();
+    Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(30), worker.wait_with_output())
+        .await
+        .expect("worker exits after SIGTERM")
+        .unwrap();
+    assert!(out.status.success(), "exit status {:?}", out.status);
+}

@@ -29,6 +29,31 @@ pub struct Asset {
     pub active: bool,
 }
 
+impl Asset {
+    /// Whether `other` names the same instrument to the providers: a
+    /// change of any of these makes stored bars another series (see
+    /// migration 0012, `assets_identity_event`).
+    pub fn same_identity(&self, other: &Asset) -> bool {
+        (
+            &self.symbol,
+            self.asset_type,
+            &self.exchange,
+            &self.currency,
+            &self.yahoo_symbol,
+            &self.binance_symbol,
+            &self.coingecko_id,
+        ) == (
+            &other.symbol,
+            other.asset_type,
+            &other.exchange,
+            &other.currency,
+            &other.yahoo_symbol,
+            &other.binance_symbol,
+            &other.coingecko_id,
+        )
+    }
+}
+
 pub async fn fetch_asset(db: impl PgExecutor<'_>, id: i64) -> Result<Option<Asset>, sqlx::Error> {
     sqlx::query_as(
         "SELECT id, symbol, asset_type, exchange, currency,

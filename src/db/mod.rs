@@ -137,10 +137,35 @@ fn is_missing_database(e: &sqlx::Error) -> bool {
     db_code(e).as_deref() == Some("3D000")
 }
 
-/// SQLSTATE 40001 (serialization failure) and 40P01 (deadlock): run the
-/// transaction again.
-pub fn is_retryable(e: &sqlx::Error) -> bool {
-    matches!(db_code(e).as_deref(), Some("40001" | "40P01"))
+/// Whose fault a database error is, which decides what becomes of the
+/// event or job whose write it interrupted. The one place that decides it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Serialization failure or deadlock (class 40): run the transaction
+    /// again at once.
+    Conflict,
+    /// The data itself (class 22, data exception; class 23, integrity
+    /// violation; a value that does not decode): the event or job is at
+    /// fault, and running it again would fail the same way.
+    Data,
+    /// Anything else: a lost connection (08), a lock or statement timeout
+    /// (55P03, 57014), an administrator's shutdown (57P01), no memory or
+    /// disk (53), I/O (58), a pool timeout. Not the work's fault: retry it
+    /// with backoff and never lose it.
+    Transient,
+}
+
+/// Classifies a database error by its SQLSTATE class.
+pub fn fault(e: &sqlx::Error) -> Fault {
+    match e {
+        sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => return Fault::Data,
+        _ => {}
+    }
+    match db_code(e).as_deref().map(|c| c.get(..2).unwrap_or(c)) {
+        Some("40") => Fault::Conflict,
+        Some("22" | "23") => Fault::Data,
+        _ => Fault::Transient,
+    }
 }
 
 /// Errors worth waiting out: the server is down, starting or full.

@@ -2,6 +2,7 @@
 //! `portfolio_transactions` become holdings, reference counts in
 //! `tracked_assets` and queued backfills, exactly once.
 
+mod apply;
 pub mod listener;
 pub mod orchestrator;
 pub mod plan;

@@ -35,12 +35,7 @@ pub fn plan(held: Option<Coverage>, demand: Demand, today: NaiveDate, months: u3
     if demand.earliest_buy.is_none() && !demand.reopened {
         return None;
     }
-    let lookback = Months::new(months);
-    // A purchase dated in the future still needs the year before today.
-    let anchor = demand.earliest_buy.unwrap_or(today).min(today);
-    let wanted_from = anchor
-        .checked_sub_months(lookback)
-        .unwrap_or(NaiveDate::MIN);
+    let wanted_from = wanted_from(demand, today, months);
 
     let Some((from, to)) = held else {
         return Some(Plan {
@@ -60,6 +55,15 @@ pub fn plan(held: Option<Coverage>, demand: Demand, today: NaiveDate, months: u3
         coverage.1 = today;
     }
     (!jobs.is_empty()).then_some(Plan { coverage, jobs })
+}
+
+/// The first day of history a demand needs: `months` before the earliest
+/// purchase (today when there is none, or it is dated in the future).
+pub fn wanted_from(demand: Demand, today: NaiveDate, months: u32) -> NaiveDate {
+    let anchor = demand.earliest_buy.unwrap_or(today).min(today);
+    anchor
+        .checked_sub_months(Months::new(months))
+        .unwrap_or(NaiveDate::MIN)
 }
 
 #[cfg(test)]

@@ -111,6 +111,17 @@ impl JobBody for Backfill {
     }
 
     async fn run(&self, job: &ClaimedJob, clock: &Clock) -> Outcome {
+        if !job.asset.active {
+            // Queued before the host made the asset inactive: nothing to
+            // fetch any more. A purchase after it is active again queues
+            // the range anew.
+            return Outcome::Cancel {
+                reason: format!(
+                    "asset {} ({}) is inactive: not fetched",
+                    job.asset.id, job.asset.symbol
+                ),
+            };
+        }
         let mut tried = Vec::new();
         for (provider, symbol) in self.providers.candidates(&job.asset) {
             if let Some(until) = self.cooldowns.cooling_until(provider, clock.local()) {
@@ -369,7 +380,7 @@ mod tests {
             Outcome::Snooze { until, .. } => Kind::Snooze(*until),
             Outcome::Retry { after, .. } => Kind::Retry(*after),
             Outcome::Fail { .. } => Kind::Fail,
-            Outcome::Release { .. } => unreachable!(),
+            Outcome::Release { .. } | Outcome::Cancel { .. } => unreachable!(),
         }
     }
 

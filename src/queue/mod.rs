@@ -83,6 +83,8 @@ pub enum JobStatus {
     RateLimited,
     Completed,
     Failed,
+    /// Ended without a provider call: the asset was made inactive.
+    Cancelled,
 }
 
 impl JobStatus {
@@ -93,6 +95,7 @@ impl JobStatus {
             Self::RateLimited => "rate_limited",
             Self::Completed => "completed",
             Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
         }
     }
 }

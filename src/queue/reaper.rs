@@ -5,6 +5,10 @@
 //! An interrupted attempt counts (a job that kills every worker it runs on
 //! must end), so a job on its last attempt becomes `failed`; the others are
 //! due again at once, and idle workers are woken.
+//!
+//! The same loop brings failed jobs back after their cool-off
+//! ([`revive_failed`]), so a provider outage or an unknown symbol that
+//! later becomes known never leaves a permanent hole in history.
 
 use std::time::Duration;
 
@@ -66,10 +70,54 @@ pub async fn reap_expired(
     .await
 }
 
-/// Reaps every `every` until cancelled. Errors are logged; the next round
-/// tries again.
-pub async fn run(pool: PgPool, clock: Clock, every: Duration, cancel: CancellationToken) {
+const REVIVE_FAILED: &str = include_str!("../../sql/queue_revive_failed.sql");
+
+/// When failed jobs are queued again by themselves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Revival {
+    /// Wait after the first failure; doubled for each later round.
+    pub cooloff: Duration,
+    /// Rounds before a job stays failed.
+    pub rounds: u32,
+}
+
+/// Schedules newly failed jobs and queues those whose cool-off is over
+/// (see `sql/queue_revive_failed.sql`); returns the jobs queued again.
+pub async fn revive_failed(
+    db: impl PgExecutor<'_>,
+    now: Option<DateTime<Utc>>,
+    revival: Revival,
+    limit: i64,
+) -> Result<Vec<JobId>, sqlx::Error> {
+    sqlx::query_scalar(REVIVE_FAILED)
+        .bind(now)
+        .bind(super::millis(revival.cooloff))
+        .bind(i32::try_from(revival.rounds).unwrap_or(i32::MAX))
+        .bind(limit)
+        .fetch_all(db)
+        .await
+}
+
+/// Reaps (and revives) every `every` until cancelled. Errors are logged;
+/// the next round tries again.
+pub async fn run(
+    pool: PgPool,
+    clock: Clock,
+    every: Duration,
+    revival: Revival,
+    cancel: CancellationToken,
+) {
     loop {
+        match revive_failed(&pool, clock.sql(), revival, 1000).await {
+            Ok(revived) if !revived.is_empty() => {
+                tracing::info!(
+                    jobs = revived.len(),
+                    "failed jobs queued again after their cool-off"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "could not queue failed jobs again"),
+        }
         match reap_expired(&pool, clock.sql(), 1000).await {
             Ok(reaped) if !reaped.is_empty() => {
                 let failed = reaped

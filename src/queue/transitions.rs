@@ -13,9 +13,11 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgExecutor};
 
 use super::{ClaimedJob, JobId, JobStatus, WorkerId, millis, store};
+use crate::db::assets::Asset;
 use crate::providers::{Bar, Interval, ProviderKind, Rejected};
 
 const FINISH: &str = include_str!("../../sql/queue_finish.sql");
+const ASSET_IDENTITY: &str = include_str!("../../sql/queue_asset_identity.sql");
 
 /// How a job body ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,8 +42,12 @@ pub enum Outcome {
         reason: String,
         provider: Option<ProviderKind>,
     },
-    /// Not run to the end (shutdown): `pending` at once, attempt given back.
+    /// Not run to the end (shutdown, or the asset changed identity while
+    /// it ran): `pending` at once, attempt given back.
     Release { reason: String },
+    /// Not to be run (the asset is inactive): `cancelled`, no provider
+    /// called.
+    Cancel { reason: String },
 }
 
 /// What a successful job stores.
@@ -178,6 +184,7 @@ pub(crate) fn transition(job: &ClaimedJob, outcome: &Outcome) -> Transition {
             give_back: true,
             ..Transition::to(JobStatus::Pending, Some(reason.clone()))
         },
+        Outcome::Cancel { reason } => Transition::to(JobStatus::Cancelled, Some(reason.clone())),
     }
 }
 
@@ -200,9 +207,23 @@ pub async fn finish_jobs(
     if finished.is_empty() {
         return Ok(Written::default());
     }
+    let reidentified = reidentified_since_claim(&mut *tx, finished).await?;
+    let refetch = Outcome::Release {
+        reason: "the asset's identity changed while this job fetched it; fetching again under \
+                 the new one (the attempt does not count)"
+            .to_owned(),
+    };
+    let finished: Vec<&Finished> = finished.iter().collect();
+    let outcome = |f: &Finished| -> Outcome {
+        if reidentified.contains(&f.job.id) {
+            refetch.clone()
+        } else {
+            f.outcome.clone()
+        }
+    };
     let rows: Vec<Transition> = finished
         .iter()
-        .map(|f| transition(&f.job, &f.outcome))
+        .map(|f| transition(&f.job, &outcome(f)))
         .collect();
     let applied: Vec<JobId> = sqlx::query_scalar(FINISH)
         .bind(worker)
@@ -227,7 +248,7 @@ pub async fn finish_jobs(
     let owned: HashSet<JobId> = applied.iter().copied().collect();
     let completed: Vec<(&ClaimedJob, &Completion)> = finished
         .iter()
-        .filter(|f| owned.contains(&f.job.id))
+        .filter(|f| owned.contains(&f.job.id) && !reidentified.contains(&f.job.id))
         .filter_map(|f| match &f.outcome {
             Outcome::Complete(c) => Some((&f.job, c)),
             _ => None,
@@ -247,6 +268,40 @@ pub async fn finish_jobs(
         refused,
         bars,
     })
+}
+
+/// Completions whose asset changed identity (symbol, type, exchange,
+/// currency, a provider symbol) since their claim. The assets stay locked
+/// FOR SHARE until the caller's transaction ends, so the answer holds
+/// until the bars are stored.
+async fn reidentified_since_claim(
+    tx: &mut PgConnection,
+    finished: &[Finished],
+) -> Result<HashSet<JobId>, sqlx::Error> {
+    let storing: Vec<&ClaimedJob> = finished
+        .iter()
+        .filter(|f| matches!(&f.outcome, Outcome::Complete(c) if c.stores_anything()))
+        .map(|f| &f.job)
+        .collect();
+    if storing.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let mut ids: Vec<i64> = storing.iter().map(|j| j.asset.id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let now: Vec<Asset> = sqlx::query_as(ASSET_IDENTITY)
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await?;
+    Ok(storing
+        .iter()
+        .filter(|job| {
+            now.iter()
+                .find(|a| a.id == job.asset.id)
+                .is_none_or(|a| !a.same_identity(&job.asset))
+        })
+        .map(|job| job.id)
+        .collect())
 }
 
 /// Extends the lease of jobs this worker still holds; returns those it

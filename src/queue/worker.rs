@@ -42,7 +42,7 @@ use super::{
     ChainFilter, ClaimedJob, Clock, Completion, JobId, Outcome, WorkerId, backoff, cooldown, reaper,
 };
 use crate::config::Settings;
-use crate::db::{is_retryable, is_transient};
+use crate::db::{Fault, fault};
 use crate::events::{JOBS_CHANNEL, listener};
 use crate::providers::ProviderKind;
 
@@ -78,6 +78,8 @@ pub struct WorkerConfig {
     pub grace: Duration,
     /// `RETRY_EXPONENTIAL_BASE`.
     pub retry_base: Duration,
+    /// When failed jobs are queued again by themselves.
+    pub revival: reaper::Revival,
 }
 
 impl WorkerConfig {
@@ -89,6 +91,10 @@ impl WorkerConfig {
             poll_interval: settings.poll_interval,
             grace: settings.shutdown_grace,
             retry_base: settings.retry_exponential_base,
+            revival: reaper::Revival {
+                cooloff: settings.failed_cooloff,
+                rounds: settings.failed_rounds,
+            },
         }
     }
 
@@ -140,6 +146,7 @@ pub struct Stats {
     pub snoozed: AtomicU64,
     pub failed: AtomicU64,
     pub released: AtomicU64,
+    pub cancelled: AtomicU64,
     /// Outcomes not written because the lease had been lost.
     pub refused: AtomicU64,
 }
@@ -267,6 +274,7 @@ impl<B: JobBody> Worker<B> {
             inner.pool.clone(),
             inner.clock.clone(),
             (config.lease / 2).clamp(Duration::from_secs(1), Duration::from_secs(30)),
+            config.revival,
             helpers.clone(),
         ));
         // Results waiting to be written hold their bars: one batch at most.
@@ -509,8 +517,10 @@ impl<B: JobBody> Inner<B> {
         .await
     }
 
-    /// One transaction for the whole batch, retried on serialization
-    /// failures, deadlocks and lost connections.
+    /// One transaction for the whole batch. Anything but a refusal of the
+    /// data (a deadlock, a lost connection, a restart, a lock timeout) is
+    /// retried with backoff for up to half a lease: the jobs stay held and
+    /// renewed meanwhile, so a database restart costs no fetched work.
     async fn finish(&self, finished: &[Finished]) -> Result<Written, WorkerError> {
         let completions: Vec<&Completion> = finished
             .iter()
@@ -520,9 +530,8 @@ impl<B: JobBody> Inner<B> {
             })
             .collect();
         let mut pause = Duration::from_millis(50);
-        let mut tries = 0;
+        let give_up_at = tokio::time::Instant::now() + self.config.lease / 2;
         let written = loop {
-            tries += 1;
             let attempt = async {
                 if !completions.iter().any(|c| c.stores_anything()) {
                     // Status changes only: one statement, no transaction.
@@ -537,11 +546,14 @@ impl<B: JobBody> Inner<B> {
             };
             match attempt.await {
                 Ok(written) => break written,
-                Err(e) if tries < 5 && (is_retryable(&e) || e.as_database_error().is_none()) => {
+                Err(e)
+                    if fault(&e) != Fault::Data
+                        && tokio::time::Instant::now() + pause < give_up_at =>
+                {
                     tracing::warn!(error = %e, jobs = finished.len(), retry_in = ?pause,
                         "writing job outcomes failed; retrying");
                     tokio::time::sleep(pause).await;
-                    pause *= 2;
+                    pause = (pause * 2).min(Duration::from_secs(2));
                 }
                 Err(source) => {
                     return Err(WorkerError::Finish {
@@ -574,11 +586,7 @@ impl<B: JobBody> Inner<B> {
             // Only a refusal about the data is the job's fault. A deadlock
             // that outlasted the retries or a server going away is not:
             // give up, and the reaper queues the job again.
-            Err(WorkerError::Finish { source, .. })
-                if source.as_database_error().is_some()
-                    && !is_retryable(&source)
-                    && !is_transient(&source) =>
-            {
+            Err(WorkerError::Finish { source, .. }) if fault(&source) == Fault::Data => {
                 if finished.len() > 1 {
                     for one in finished {
                         Box::pin(self.flush(vec![one])).await;
@@ -649,7 +657,16 @@ impl<B: JobBody> Inner<B> {
                         "job waits for a provider cooldown");
                     &self.stats.snoozed
                 }
-                Outcome::Release { .. } => &self.stats.released,
+                Outcome::Release { reason } => {
+                    tracing::info!(job.id = %f.job.id, asset.id = f.job.asset.id, %reason,
+                        "job handed back to the queue");
+                    &self.stats.released
+                }
+                Outcome::Cancel { reason } => {
+                    tracing::info!(job.id = %f.job.id, asset.id = f.job.asset.id, %reason,
+                        "job cancelled");
+                    &self.stats.cancelled
+                }
             };
             counter.fetch_add(1, Ordering::Relaxed);
         }
