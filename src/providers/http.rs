@@ -301,10 +301,10 @@ pub fn snippet(body: &[u8]) -> String {
             _ => "HTML page".to_owned(),
         };
     }
-    shorten(
-        &trimmed.split_whitespace().collect::<Vec<_>>().join(" "),
-        200,
-    )
+    // Control characters escaped: a NUL cannot be stored in a text column
+    // (the job's error_message), and CR/LF would forge log lines.
+    let one_line = trimmed.split_whitespace().collect::<Vec<_>>().join(" ");
+    shorten(&super::symbol::escaped(&one_line), 200)
 }
 
 fn shorten(text: &str, max: usize) -> String {
@@ -363,6 +363,7 @@ mod tests {
         assert_eq!(snippet(b"<html><body>x</body></html>"), "HTML page");
         assert_eq!(snippet(&[b'x'; 1000]).chars().count(), 201);
         assert_eq!(snippet(&[0xff, 0xfe, b'a']), "\u{fffd}\u{fffd}a");
+        assert_eq!(snippet(&[0xff, 0x00, 0xfe, b'{']), "\u{fffd}\\0\u{fffd}{");
     }
 
     #[test]
