@@ -15,6 +15,7 @@ pub mod commands;
 pub mod config;
 pub mod db;
 pub mod events;
+pub mod exchanges;
 pub mod providers;
 pub mod queue;
 pub mod shutdown;

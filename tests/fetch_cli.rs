@@ -321,7 +321,7 @@ async fn each_error_shape_has_its_exit_code() {
             "/v8/finance/chart/NOPE",
             ResponseTemplate::new(200).set_body_string("{\"chart\": {\"result\": [{"),
             1,
-            "bad data",
+            "unreadable answer",
         ),
         (
             "yahoo",

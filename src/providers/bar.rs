@@ -105,7 +105,7 @@ impl FromStr for Interval {
 
 /// A row as a provider reported it, before validation: any value may be
 /// missing.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RawBar {
     pub ts: DateTime<Utc>,
     pub open: Option<Decimal>,
@@ -114,6 +114,10 @@ pub struct RawBar {
     pub close: Option<Decimal>,
     pub adj_close: Option<Decimal>,
     pub volume: Option<Decimal>,
+    /// A value the provider sent that cannot be stored (`1e300`, beyond
+    /// what a decimal holds): the row is rejected with this reason rather
+    /// than read as a missing value and silently skipped.
+    pub unreadable: Option<String>,
 }
 
 /// A validated bar. CoinGecko gives close-only bars (open/high/low `None`).
@@ -266,6 +270,30 @@ pub fn decimal_from_volume(value: f64) -> Option<Decimal> {
         return Some(Decimal::from(value as i64));
     }
     decimal_from_f64(value)
+}
+
+/// Converts the numbers of one row, telling a missing value (`null`) from
+/// one that was sent but cannot be stored: the first such value becomes the
+/// row's [`RawBar::unreadable`] reason.
+#[derive(Debug, Default)]
+pub struct RowReader {
+    pub unreadable: Option<String>,
+}
+
+impl RowReader {
+    pub fn read(
+        &mut self,
+        name: &str,
+        raw: Option<f64>,
+        convert: fn(f64) -> Option<Decimal>,
+    ) -> Option<Decimal> {
+        let value = raw?;
+        let decimal = convert(value);
+        if decimal.is_none() && self.unreadable.is_none() {
+            self.unreadable = Some(format!("{name} {value:e} cannot be stored as a decimal"));
+        }
+        decimal
+    }
 }
 
 /// A decimal from a decimal string (Binance): exact, trailing zeros removed.

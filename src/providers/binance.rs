@@ -18,9 +18,13 @@ use serde_json::Value;
 
 use super::bar::{History, Interval, Quote, Quotes, RawBar, decimal_from_str, from_unix_millis};
 use super::error::{ErrorContext, ProviderError};
-use super::http::{Endpoint, Reply, classify, snippet};
+use super::http::{Endpoint, Reply, classify, history_body_cap, snippet};
 use super::rate_limit::RateLimiter;
-use super::{EndpointConfig, Provider, ProviderKind, assemble, batch_failure, check_request};
+use super::symbol::Printable;
+use super::{
+    EndpointConfig, Provider, ProviderKind, assemble, batch_failure, check_request,
+    check_row_count, max_rows,
+};
 
 const INTERVALS: &[Interval] = &[
     Interval::M1,
@@ -73,10 +77,14 @@ impl Binance {
         ctx: &ErrorContext,
         path: &[&str],
         query: &[(&str, String)],
+        max_body: Option<usize>,
     ) -> Result<Reply, ProviderError> {
         let mut url = self.endpoint.url(path);
         url.query_pairs_mut().extend_pairs(query);
-        let reply = self.endpoint.get(ctx, url, HeaderMap::new()).await?;
+        let reply = self
+            .endpoint
+            .get_at_most(ctx, url, HeaderMap::new(), max_body)
+            .await?;
         self.watch_weight(ctx, &reply);
         if reply.status.is_success() {
             Ok(reply)
@@ -98,7 +106,7 @@ impl Binance {
         };
         self.used_weight.store(used, Ordering::Relaxed);
         if let Some(wait) = weight_pause(used, self.weight_limit, Utc::now()) {
-            tracing::info!(provider = "binance", symbol = %ctx.symbol, used, limit = self.weight_limit,
+            tracing::info!(provider = "binance", symbol = %Printable(&ctx.symbol), used, limit = self.weight_limit,
                 wait_ms = wait.as_millis() as u64, "request weight near the budget; holding requests");
             self.endpoint
                 .limiter
@@ -115,7 +123,7 @@ impl Binance {
             [("symbols", list)]
         };
         let reply = match self
-            .get(&ctx, &["api", "v3", "ticker", "price"], &query)
+            .get(&ctx, &["api", "v3", "ticker", "price"], &query, None)
             .await
         {
             Ok(reply) => reply,
@@ -190,9 +198,13 @@ impl Provider for Binance {
                 ("endTime", end.to_string()),
                 ("limit", PAGE.to_string()),
             ];
-            let reply = self.get(&ctx, &["api", "v3", "klines"], &query).await?;
+            let cap = history_body_cap(max_rows(from, to, interval).min(PAGE));
+            let reply = self
+                .get(&ctx, &["api", "v3", "klines"], &query, Some(cap))
+                .await?;
             let page: Vec<Vec<Value>> = reply.json(&ctx)?;
             let count = page.len();
+            check_row_count(&ctx, rows.len() + count, from, to, interval)?;
             let mut last_open = None;
             for row in page {
                 let kline = Kline::parse(&row).ok_or_else(|| {
@@ -219,7 +231,7 @@ impl Provider for Binance {
                 }
                 _ => {
                     let currency = quote_currency(symbol);
-                    return Ok(assemble(
+                    return assemble(
                         &ctx,
                         interval,
                         currency,
@@ -227,7 +239,7 @@ impl Provider for Binance {
                         rows,
                         Vec::new(),
                         now,
-                    ));
+                    );
                 }
             }
         }
@@ -292,6 +304,7 @@ impl Kline {
                 close: number(4),
                 adj_close: None,
                 volume: number(5),
+                unreadable: None,
             },
         })
     }

@@ -20,12 +20,16 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::bar::{
-    History, Interval, Quote, Quotes, RawBar, decimal_from_f64, from_unix_millis, from_unix_secs,
+    History, Interval, Quote, Quotes, RawBar, RowReader, decimal_from_f64, from_unix_millis,
+    from_unix_secs,
 };
 use super::error::{ErrorContext, ProviderError};
-use super::http::{Endpoint, Reply, classify, snippet};
+use super::http::{Endpoint, Reply, classify, history_body_cap, snippet};
 use super::rate_limit::RateLimiter;
-use super::{EndpointConfig, Provider, ProviderKind, assemble, batch_failure, check_request};
+use super::{
+    EndpointConfig, Provider, ProviderKind, assemble, batch_failure, check_request,
+    check_row_count, max_rows,
+};
 
 const INTERVALS: &[Interval] = &[Interval::D1];
 /// Ids per `simple/price` request (they travel in the URL).
@@ -86,10 +90,14 @@ impl CoinGecko {
         ctx: &ErrorContext,
         path: &[&str],
         query: &[(&str, String)],
+        max_body: Option<usize>,
     ) -> Result<Reply, ProviderError> {
         let mut url = self.endpoint.url(path);
         url.query_pairs_mut().extend_pairs(query);
-        let reply = self.endpoint.get(ctx, url, self.headers.clone()).await?;
+        let reply = self
+            .endpoint
+            .get_at_most(ctx, url, self.headers.clone(), max_body)
+            .await?;
         if reply.status.is_success() && !throttled_in_body(&reply) {
             Ok(reply)
         } else {
@@ -104,7 +112,7 @@ impl CoinGecko {
             ("vs_currencies", self.vs_currency.clone()),
             ("include_last_updated_at", "true".to_owned()),
         ];
-        let reply = self.get(&ctx, &["simple", "price"], &query).await?;
+        let reply = self.get(&ctx, &["simple", "price"], &query, None).await?;
         let prices: HashMap<String, HashMap<String, Value>> = reply.json(&ctx)?;
         for id in batch {
             let ctx = ErrorContext::new(ProviderKind::CoinGecko, id);
@@ -164,10 +172,19 @@ impl Provider for CoinGecko {
             ("from", from_secs.to_string()),
             ("to", to_secs.to_string()),
         ];
+        let window = |secs: i64| from_unix_secs(secs).map_or(from, |t| t.date_naive());
+        let (first, last) = (window(from_secs), window(to_secs));
+        let cap = history_body_cap(max_rows(first, last, interval));
         let reply = self
-            .get(&ctx, &["coins", id, "market_chart", "range"], &query)
+            .get(
+                &ctx,
+                &["coins", id, "market_chart", "range"],
+                &query,
+                Some(cap),
+            )
             .await?;
         let chart: MarketChart = reply.json(&ctx)?;
+        check_row_count(&ctx, chart.prices.len(), first, last, interval)?;
         let volumes: HashMap<i64, f64> = chart
             .total_volumes
             .iter()
@@ -195,15 +212,26 @@ impl Provider for CoinGecko {
             if date < from || date > to {
                 continue;
             }
+            let mut read = RowReader::default();
+            let close = match price {
+                Value::Null => None,
+                Value::Number(n) => read.read("close", n.as_f64(), decimal_from_f64),
+                other => {
+                    read.unreadable = Some(format!(
+                        "close {} is not a number",
+                        snippet(other.to_string().as_bytes())
+                    ));
+                    None
+                }
+            };
+            // 24-hour volume at the point, in the vs currency.
+            let volume = read.read("volume", volumes.get(&millis).copied(), decimal_from_f64);
             rows.push(RawBar {
                 ts: bar_start,
-                open: None,
-                high: None,
-                low: None,
-                close: price.as_f64().and_then(decimal_from_f64),
-                adj_close: None,
-                // 24-hour volume at the point, in the vs currency.
-                volume: volumes.get(&millis).copied().and_then(decimal_from_f64),
+                close,
+                volume,
+                unreadable: read.unreadable,
+                ..RawBar::default()
             });
         }
         if live > 0 {
@@ -215,7 +243,7 @@ impl Provider for CoinGecko {
             );
         }
         let now = Utc::now();
-        Ok(assemble(
+        assemble(
             &ctx,
             interval,
             self.currency(),
@@ -223,7 +251,7 @@ impl Provider for CoinGecko {
             rows,
             Vec::new(),
             now,
-        ))
+        )
     }
 
     #[tracing::instrument(skip_all, fields(provider = "coingecko", symbols = ids.len()))]

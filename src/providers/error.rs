@@ -6,13 +6,14 @@
 use std::time::Duration;
 
 use super::ProviderKind;
+use super::symbol::Printable;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProviderError {
     /// HTTP 429 (any provider), Binance 418 (an IP ban), or a limit this
     /// process already knows is in force. `retry_after` is the provider's own
     /// word when it gave one (Retry-After, Binance's ban end), else `None`.
-    #[error("{provider} {symbol}: rate limited ({}): {message}", retry_text(.retry_after))]
+    #[error("{provider} {}: rate limited ({}): {message}", Printable(.symbol), retry_text(.retry_after))]
     RateLimited {
         provider: ProviderKind,
         symbol: String,
@@ -20,14 +21,14 @@ pub enum ProviderError {
         message: String,
     },
     /// Unknown, mistyped or delisted symbol. Permanent for this provider.
-    #[error("{provider} {symbol}: not found: {message}")]
+    #[error("{provider} {}: not found: {message}", Printable(.symbol))]
     NotFound {
         provider: ProviderKind,
         symbol: String,
         message: String,
     },
     /// Timeouts, connection errors, HTTP 5xx: worth retrying later.
-    #[error("{provider} {symbol}: temporary failure: {message}")]
+    #[error("{provider} {}: temporary failure: {message}", Printable(.symbol))]
     Transient {
         provider: ProviderKind,
         symbol: String,
@@ -35,8 +36,18 @@ pub enum ProviderError {
     },
     /// A body that cannot be read as the documented shape (garbage, empty,
     /// too large, wrong types).
-    #[error("{provider} {symbol}: bad data: {message}")]
+    #[error("{provider} {}: bad data: {message}", Printable(.symbol))]
     BadData {
+        provider: ProviderKind,
+        symbol: String,
+        message: String,
+    },
+    /// A success status whose body is not JSON at all: a consent page, a
+    /// captive portal, a CDN error page, a body cut short. Usually
+    /// something between us and the provider, for a while; if it persists,
+    /// it is bad data.
+    #[error("{provider} {}: unreadable answer: {message}", Printable(.symbol))]
+    Unreadable {
         provider: ProviderKind,
         symbol: String,
         message: String,
@@ -44,7 +55,7 @@ pub enum ProviderError {
     /// The provider refuses to serve us: HTTP 401/403, Binance 451 from a
     /// restricted location, or a 4xx this code does not know. Retrying the
     /// same request will not help; another provider may.
-    #[error("{provider} {symbol}: refused: {message}")]
+    #[error("{provider} {}: refused: {message}", Printable(.symbol))]
     Refused {
         provider: ProviderKind,
         symbol: String,
@@ -53,7 +64,7 @@ pub enum ProviderError {
     /// The request asks for something the provider does not offer (an
     /// interval, or intraday history further back than it keeps). Found
     /// before any request is sent.
-    #[error("{provider} {symbol}: unsupported: {message}")]
+    #[error("{provider} {}: unsupported: {message}", Printable(.symbol))]
     Unsupported {
         provider: ProviderKind,
         symbol: String,
@@ -73,6 +84,9 @@ pub enum Disposition {
     /// Permanent for this provider: try the next one in the chain, fail the
     /// job when none is left.
     NextProvider,
+    /// Retry with backoff for the job's first attempts, then treat as
+    /// [`Disposition::NextProvider`].
+    RetryThenNextProvider,
 }
 
 impl ProviderError {
@@ -82,6 +96,7 @@ impl ProviderError {
                 retry_after: *retry_after,
             },
             Self::Transient { .. } => Disposition::Retry,
+            Self::Unreadable { .. } => Disposition::RetryThenNextProvider,
             Self::NotFound { .. }
             | Self::BadData { .. }
             | Self::Refused { .. }
@@ -95,6 +110,7 @@ impl ProviderError {
             | Self::NotFound { provider, .. }
             | Self::Transient { provider, .. }
             | Self::BadData { provider, .. }
+            | Self::Unreadable { provider, .. }
             | Self::Refused { provider, .. }
             | Self::Unsupported { provider, .. } => *provider,
         }
@@ -106,6 +122,7 @@ impl ProviderError {
             | Self::NotFound { symbol, .. }
             | Self::Transient { symbol, .. }
             | Self::BadData { symbol, .. }
+            | Self::Unreadable { symbol, .. }
             | Self::Refused { symbol, .. }
             | Self::Unsupported { symbol, .. } => symbol,
         }
@@ -120,6 +137,7 @@ impl ProviderError {
             | Self::NotFound { symbol: s, .. }
             | Self::Transient { symbol: s, .. }
             | Self::BadData { symbol: s, .. }
+            | Self::Unreadable { symbol: s, .. }
             | Self::Refused { symbol: s, .. }
             | Self::Unsupported { symbol: s, .. } => symbol.clone_into(s),
         }
@@ -192,6 +210,14 @@ impl ErrorContext {
 
     pub fn bad_data(&self, message: impl Into<String>) -> ProviderError {
         ProviderError::BadData {
+            provider: self.provider,
+            symbol: self.symbol.clone(),
+            message: message.into(),
+        }
+    }
+
+    pub fn unreadable(&self, message: impl Into<String>) -> ProviderError {
+        ProviderError::Unreadable {
             provider: self.provider,
             symbol: self.symbol.clone(),
             message: message.into(),

@@ -15,6 +15,7 @@ use url::Url;
 use super::EndpointConfig;
 use super::error::{ErrorContext, ProviderError};
 use super::rate_limit::RateLimiter;
+use super::symbol::Printable;
 
 /// Yahoo answers scripts with 429s sooner than browsers.
 pub const USER_AGENT: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 \
@@ -75,13 +76,27 @@ impl Endpoint {
         url: Url,
         headers: HeaderMap,
     ) -> Result<Reply, ProviderError> {
+        self.get_at_most(ctx, url, headers, None).await
+    }
+
+    /// [`Endpoint::get`] with a tighter body cap (`None`: the endpoint's
+    /// own): a history answer is refused once it is larger than its range
+    /// could need, before it is parsed.
+    pub async fn get_at_most(
+        &self,
+        ctx: &ErrorContext,
+        url: Url,
+        headers: HeaderMap,
+        max_body: Option<usize>,
+    ) -> Result<Reply, ProviderError> {
+        let max_body = max_body.map_or(self.max_body, |cap| cap.min(self.max_body));
         self.refuse_while_cooling(ctx)?;
         self.limiter.acquire().await;
         // A 429 may have arrived while this request waited for a token:
         // sending now is what turns Binance's 429 into a 418 ban.
         self.refuse_while_cooling(ctx)?;
-        tracing::trace!(provider = %self.kind, symbol = %ctx.symbol, path = url.path(), "request");
-        send(ctx, self.client.get(url).headers(headers), self.max_body).await
+        tracing::trace!(provider = %self.kind, symbol = %Printable(&ctx.symbol), path = url.path(), "request");
+        send(ctx, self.client.get(url).headers(headers), max_body).await
     }
 
     fn refuse_while_cooling(&self, ctx: &ErrorContext) -> Result<(), ProviderError> {
@@ -117,20 +132,26 @@ pub struct Reply {
 }
 
 impl Reply {
-    /// Parses the body as JSON of shape `T`; anything else is bad data.
+    /// Parses the body as JSON of shape `T`. A body that is not JSON at all
+    /// (empty, HTML, cut short) is unreadable, often a passing fault of
+    /// something in between; JSON of another shape is bad data.
     pub fn json<T: serde::de::DeserializeOwned>(
         &self,
         ctx: &ErrorContext,
     ) -> Result<T, ProviderError> {
         if self.body.iter().all(u8::is_ascii_whitespace) {
-            return Err(ctx.bad_data(format!("HTTP {} with an empty body", self.status.as_u16())));
+            return Err(ctx.unreadable(format!("HTTP {} with an empty body", self.status.as_u16())));
         }
         serde_json::from_slice(&self.body).map_err(|e| {
-            ctx.bad_data(format!(
+            let message = format!(
                 "HTTP {}: unexpected body ({e}): {}",
                 self.status.as_u16(),
                 snippet(&self.body)
-            ))
+            );
+            match e.classify() {
+                serde_json::error::Category::Data => ctx.bad_data(message),
+                _ => ctx.unreadable(message),
+            }
         })
     }
 
@@ -179,11 +200,23 @@ async fn read_capped(
 }
 
 fn too_large(ctx: &ErrorContext, status: StatusCode, max_body: usize) -> ProviderError {
+    let limit = if max_body >= 1024 * 1024 {
+        format!("{} MiB", max_body / (1024 * 1024))
+    } else {
+        format!("{} KiB", max_body / 1024)
+    };
     ctx.bad_data(format!(
-        "HTTP {}: body larger than {} MiB",
-        status.as_u16(),
-        max_body / (1024 * 1024)
+        "HTTP {}: body larger than {limit}",
+        status.as_u16()
     ))
+}
+
+/// Body bytes an honest history answer of at most `rows` rows can need:
+/// room for the envelope (Yahoo's meta, events) and a generous size per row.
+pub fn history_body_cap(rows: usize) -> usize {
+    const ENVELOPE: usize = 256 * 1024;
+    const PER_ROW: usize = 512;
+    ENVELOPE.saturating_add(rows.saturating_mul(PER_ROW))
 }
 
 fn network_error(ctx: &ErrorContext, e: &reqwest::Error) -> ProviderError {
@@ -268,10 +301,10 @@ pub fn snippet(body: &[u8]) -> String {
             _ => "HTML page".to_owned(),
         };
     }
-    shorten(
-        &trimmed.split_whitespace().collect::<Vec<_>>().join(" "),
-        200,
-    )
+    // Control characters escaped: a NUL cannot be stored in a text column
+    // (the job's error_message), and CR/LF would forge log lines.
+    let one_line = trimmed.split_whitespace().collect::<Vec<_>>().join(" ");
+    shorten(&super::symbol::escaped(&one_line), 200)
 }
 
 fn shorten(text: &str, max: usize) -> String {
@@ -330,6 +363,7 @@ mod tests {
         assert_eq!(snippet(b"<html><body>x</body></html>"), "HTML page");
         assert_eq!(snippet(&[b'x'; 1000]).chars().count(), 201);
         assert_eq!(snippet(&[0xff, 0xfe, b'a']), "\u{fffd}\u{fffd}a");
+        assert_eq!(snippet(&[0xff, 0x00, 0xfe, b'{']), "\u{fffd}\\0\u{fffd}{");
     }
 
     #[test]

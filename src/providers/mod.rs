@@ -16,6 +16,7 @@ pub mod error;
 pub mod http;
 pub mod rate_limit;
 pub mod settings;
+pub mod symbol;
 pub mod validate;
 pub mod yahoo;
 
@@ -26,6 +27,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
 use url::Url;
 
 pub use bar::{Bar, BarFlag, CorporateEvent, History, Interval, Quote, Quotes, RawBar, Rejected};
@@ -37,7 +39,9 @@ pub use yahoo::Yahoo;
 
 use crate::config::Settings;
 use crate::db::assets::{Asset, AssetType};
+use crate::exchanges;
 use error::ErrorContext;
+use symbol::Printable;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
 pub enum ProviderKind {
@@ -210,8 +214,9 @@ impl Providers {
 }
 
 /// The symbol `kind` knows `asset` by: the catalog's own column when set,
-/// else a derivation that holds for the usual cases (Yahoo: the ticker,
-/// `BTC-USD` for crypto, `EURUSD=X` for FX; Binance: `BTCUSDT` for crypto
+/// else a derivation that holds for the usual cases (Yahoo: the ticker with
+/// its exchange's suffix, `VOD.L` for VOD on XLON, none for an unknown
+/// exchange; `BTC-USD` for crypto, `EURUSD=X` for FX; Binance: `BTCUSDT` for crypto
 /// priced in USD or USDT). CoinGecko ids cannot be derived from tickers.
 pub fn symbol_for(asset: &Asset, kind: ProviderKind) -> Option<String> {
     let own = match kind {
@@ -239,7 +244,8 @@ pub fn symbol_for(asset: &Asset, kind: ProviderKind) -> Option<String> {
             let pair: String = ticker.chars().filter(char::is_ascii_alphabetic).collect();
             (pair.len() == 6).then(|| format!("{}=X", pair.to_ascii_uppercase()))
         }
-        (ProviderKind::Yahoo, _) => Some(ticker.to_owned()),
+        // The listing's own symbol: VOD on XLON is VOD.L, not the US VOD.
+        (ProviderKind::Yahoo, _) => exchanges::yahoo_symbol(ticker, &asset.exchange),
         (ProviderKind::Binance, AssetType::Crypto)
             if matches!(currency.as_str(), "USD" | "USDT") =>
         {
@@ -250,6 +256,9 @@ pub fn symbol_for(asset: &Asset, kind: ProviderKind) -> Option<String> {
 }
 
 /// Validates provider rows into a [`History`] and logs what was left out.
+/// A daily answer with two bars on one trading date (in `timezone`, the
+/// exchange's zone) is refused whole: it is not a daily series, and
+/// storing it would key "daily" bars on raw timestamps.
 pub(crate) fn assemble(
     ctx: &ErrorContext,
     interval: Interval,
@@ -258,14 +267,21 @@ pub(crate) fn assemble(
     rows: Vec<RawBar>,
     events: Vec<CorporateEvent>,
     now: DateTime<Utc>,
-) -> History {
+) -> Result<History, ProviderError> {
+    if interval == Interval::D1 {
+        let tz = timezone
+            .as_deref()
+            .and_then(|z| z.parse::<Tz>().ok())
+            .unwrap_or(Tz::UTC);
+        check_one_bar_per_date(ctx, &rows, tz)?;
+    }
     let checked = validate::validate(rows, currency.as_deref(), now);
     for rejected in &checked.rejected {
-        tracing::debug!(provider = %ctx.provider, symbol = %ctx.symbol, ts = %rejected.ts,
+        tracing::debug!(provider = %ctx.provider, symbol = %Printable(&ctx.symbol), ts = %rejected.ts,
             reason = %rejected.reason, "row rejected");
     }
     if !checked.rejected.is_empty() {
-        tracing::warn!(provider = %ctx.provider, symbol = %ctx.symbol,
+        tracing::warn!(provider = %ctx.provider, symbol = %Printable(&ctx.symbol),
             rejected = checked.rejected.len(), first = %checked.rejected[0].reason,
             "rows rejected by validation");
     }
@@ -275,12 +291,12 @@ pub(crate) fn assemble(
         .filter(|b| b.flags.contains(&BarFlag::Spike))
         .count();
     if spikes > 0 {
-        tracing::warn!(provider = %ctx.provider, symbol = %ctx.symbol, spikes,
+        tracing::warn!(provider = %ctx.provider, symbol = %Printable(&ctx.symbol), spikes,
             "close moved more than 50% in one bar; kept and flagged");
     }
-    tracing::debug!(provider = %ctx.provider, symbol = %ctx.symbol, bars = checked.bars.len(),
+    tracing::debug!(provider = %ctx.provider, symbol = %Printable(&ctx.symbol), bars = checked.bars.len(),
         skipped = checked.skipped, "history normalized");
-    History {
+    Ok(History {
         provider: ctx.provider,
         symbol: ctx.symbol.clone(),
         interval,
@@ -290,8 +306,76 @@ pub(crate) fn assemble(
         events,
         rejected: checked.rejected,
         skipped: checked.skipped,
-    }
+    })
 }
+
+/// Refuses a daily answer carrying two different bar starts on one date.
+/// The same start twice is left to validation (Yahoo repeats the live bar),
+/// and rows without a close (skipped anyway) do not count.
+fn check_one_bar_per_date(
+    ctx: &ErrorContext,
+    rows: &[RawBar],
+    tz: Tz,
+) -> Result<(), ProviderError> {
+    let mut starts: Vec<(NaiveDate, DateTime<Utc>)> = rows
+        .iter()
+        .filter(|r| r.close.is_some() || r.unreadable.is_some())
+        .map(|r| (r.ts.with_timezone(&tz).date_naive(), r.ts))
+        .collect();
+    starts.sort_unstable();
+    starts.dedup();
+    let crowded: Vec<&[(NaiveDate, DateTime<Utc>)]> = starts
+        .chunk_by(|a, b| a.0 == b.0)
+        .filter(|same_date| same_date.len() > 1)
+        .collect();
+    let Some(first) = crowded.first() else {
+        return Ok(());
+    };
+    Err(ctx.bad_data(format!(
+        "not a daily series: {} dates carry several bars (first: {} with {} bars, at {} and {}); \
+         nothing stored",
+        crowded.len(),
+        first[0].0,
+        first.len(),
+        first[0].1.format("%H:%M:%SZ"),
+        first[1].1.format("%H:%M:%SZ"),
+    )))
+}
+
+/// Refuses an answer with more rows than `[from, to]` can hold at this
+/// interval (a provider's padding of a few days allowed), before anything
+/// is built from it: a "daily" body of 189,048 points is bad data, and
+/// reading it row by row would cost hundreds of megabytes.
+pub(crate) fn check_row_count(
+    ctx: &ErrorContext,
+    rows: usize,
+    from: NaiveDate,
+    to: NaiveDate,
+    interval: Interval,
+) -> Result<(), ProviderError> {
+    let limit = max_rows(from, to, interval);
+    if rows > limit {
+        return Err(ctx.bad_data(format!(
+            "{rows} rows for {from}..{to} at {interval}, which holds at most {limit}; \
+             refusing the answer"
+        )));
+    }
+    Ok(())
+}
+
+/// Most rows an answer for `[from, to]` may carry: twice one per bar
+/// length, over the range plus four days of padding, and a few more. Twice,
+/// because providers answer a little more than asked (and two bars on one
+/// date are caught by [`assemble`]); beyond that, it is another granularity.
+pub(crate) fn max_rows(from: NaiveDate, to: NaiveDate, interval: Interval) -> usize {
+    let days = (to - from).num_days().max(0) + 1 + ROW_PADDING_DAYS;
+    let per_day = (86_400 / interval.length().num_seconds().max(1)).max(1);
+    usize::try_from(days.saturating_mul(per_day).saturating_mul(2)).unwrap_or(usize::MAX) + 10
+}
+
+/// Days a provider's answer may reach beyond the range asked (Yahoo is
+/// asked a day early and two late; crypto venues date in UTC).
+const ROW_PADDING_DAYS: i64 = 4;
 
 /// Ends a batch quote request after a failure that stopped a whole batch
 /// (a 429, a timeout): `Err` when nothing was answered yet, so the caller
@@ -310,7 +394,8 @@ pub(crate) fn batch_failure(
     Ok(out)
 }
 
-/// Refuses an interval the provider does not serve or an inverted range.
+/// Refuses, before any request, a symbol a URL would change, an interval
+/// the provider does not serve or an inverted range.
 pub(crate) fn check_request(
     ctx: &ErrorContext,
     supported: &[Interval],
@@ -318,6 +403,7 @@ pub(crate) fn check_request(
     to: NaiveDate,
     interval: Interval,
 ) -> Result<(), ProviderError> {
+    symbol::check(&ctx.symbol).map_err(|e| ctx.unsupported(e.to_string()))?;
     if !supported.contains(&interval) {
         let names: Vec<&str> = supported.iter().map(|i| i.as_str()).collect();
         return Err(ctx.unsupported(format!(
@@ -340,7 +426,7 @@ mod tests {
             id: 1,
             symbol: symbol.to_owned(),
             asset_type,
-            exchange: "X".to_owned(),
+            exchange: "XNAS".to_owned(),
             currency: currency.map(str::to_owned),
             yahoo_symbol: None,
             binance_symbol: None,
@@ -373,6 +459,15 @@ mod tests {
                 asset.symbol
             );
         }
+        let mut vod = asset("VOD", Stock, Some("GBP"));
+        vod.exchange = "XLON".to_owned();
+        assert_eq!(symbol_for(&vod, Yahoo).as_deref(), Some("VOD.L"));
+        vod.exchange = "NOPE".to_owned();
+        assert_eq!(
+            symbol_for(&vod, Yahoo),
+            None,
+            "an unknown MIC is never guessed"
+        );
         let mut own = asset("Ocado", Stock, Some("GBP"));
         own.yahoo_symbol = Some("OCDO.L".to_owned());
         own.coingecko_id = Some("  ".to_owned());

@@ -5,12 +5,19 @@
 //! (low <= open, close <= high, and the same for the other pair). A row that
 //! breaks one is rejected with a reason; a row without a close (Yahoo's
 //! missing bars, all nulls) is skipped, never turned into zeros; a
-//! close-to-close move over 50% is flagged as a spike and kept.
+//! close-to-close move over 50% is flagged as a spike and kept. A value the
+//! provider sent that cannot be stored is a rejected row, never a skipped
+//! one, and so is a price [`IMPLAUSIBLE_FACTOR`] times the answer's median
+//! close: no daily bar moves a millionfold.
 
 use chrono::{DateTime, Duration as TimeDelta, Utc};
 use rust_decimal::Decimal;
 
 use super::bar::{Bar, BarFlag, RawBar, Rejected};
+
+/// A price this many times the answer's median close is not a market
+/// price (real series, even a memecoin's year, stay within a few hundred).
+pub const IMPLAUSIBLE_FACTOR: i64 = 10_000;
 
 /// Clocks disagree by a little; a bar that starts up to this far "in the
 /// future" is our clock's fault, not the provider's.
@@ -39,6 +46,13 @@ pub fn validate(mut rows: Vec<RawBar>, currency: Option<&str>, now: DateTime<Utc
             });
             continue;
         }
+        if let Some(reason) = &row.unreadable {
+            out.rejected.push(Rejected {
+                ts: row.ts,
+                reason: reason.clone(),
+            });
+            continue;
+        }
         match check_row(&row, now) {
             Check::Skip => out.skipped += 1,
             Check::Reject(reason) => out.rejected.push(Rejected { ts: row.ts, reason }),
@@ -55,8 +69,44 @@ pub fn validate(mut rows: Vec<RawBar>, currency: Option<&str>, now: DateTime<Utc
             }),
         }
     }
+    reject_implausible(&mut out);
     flag_spikes(&mut out.bars);
     out
+}
+
+/// Rejects bars with a price over [`IMPLAUSIBLE_FACTOR`] times the median
+/// close. The median, not the previous close: one absurd bar must not make
+/// every honest bar after it look absurd. Two bars cannot tell which one
+/// is absurd: that takes three.
+fn reject_implausible(out: &mut Validated) {
+    if out.bars.len() < 3 {
+        return;
+    }
+    let mut closes: Vec<Decimal> = out.bars.iter().map(|b| b.close).collect();
+    closes.sort_unstable();
+    let median = closes[(closes.len() - 1) / 2];
+    let Some(ceiling) = median.checked_mul(Decimal::from(IMPLAUSIBLE_FACTOR)) else {
+        return;
+    };
+    let (kept, dropped): (Vec<Bar>, Vec<Bar>) = std::mem::take(&mut out.bars)
+        .into_iter()
+        .partition(|b| highest_price(b) <= ceiling);
+    out.bars = kept;
+    out.rejected.extend(dropped.into_iter().map(|b| Rejected {
+        ts: b.ts,
+        reason: format!(
+            "price {} is over {IMPLAUSIBLE_FACTOR} times the median close {median}; not a market price",
+            highest_price(&b)
+        ),
+    }));
+    out.rejected.sort_by_key(|r| r.ts);
+}
+
+fn highest_price(bar: &Bar) -> Decimal {
+    [bar.open, bar.high, bar.low, bar.adj_close]
+        .into_iter()
+        .flatten()
+        .fold(bar.close, Decimal::max)
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -159,6 +209,7 @@ mod tests {
             close: v[3],
             adj_close: v[3],
             volume: v[4],
+            unreadable: None,
         }
     }
 
@@ -262,6 +313,35 @@ mod tests {
         let out = validate(rows, None, now());
         assert_eq!(out.bars.len(), 2);
         assert!(!out.bars[1].flags.is_empty());
+    }
+
+    #[test]
+    fn unstorable_and_implausible_prices_are_rejected_with_a_reason() {
+        let mut unreadable = row(day(2), "- - - - -");
+        unreadable.unreadable = Some("close 1e300 cannot be stored as a decimal".into());
+        let rows = vec![
+            row(day(1), "10 11 9 10 1"),
+            unreadable,
+            row(day(3), "10 11 9 10.5 1"),
+            row(day(4), "10 10000000 9 10 1"), // high a millionfold
+            row(day(5), "10000000 10000000 10000000 10000000 1"),
+            row(day(6), "10 11 9 10.2 1"),
+        ];
+        let out = validate(rows, None, now());
+        let kept: Vec<u32> = out
+            .bars
+            .iter()
+            .map(|b| chrono::Datelike::day(&b.ts))
+            .collect();
+        assert_eq!(kept, [1, 3, 6]);
+        let reasons: Vec<&str> = out.rejected.iter().map(|r| r.reason.as_str()).collect();
+        assert_eq!(reasons[0], "close 1e300 cannot be stored as a decimal");
+        assert!(reasons[1].starts_with("price 10000000 is over 10000 times the median close 10"));
+        assert_eq!(out.rejected.len(), 3);
+        assert!(
+            out.bars[2].flags.is_empty(),
+            "the absurd bar is gone, so no spike"
+        );
     }
 
     #[test]

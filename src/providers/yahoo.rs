@@ -19,16 +19,20 @@ use rust_decimal::Decimal;
 
 mod wire;
 
-use wire::{Chart, ChartEnvelope, ChartResult, Events, Meta, Period, SparkEnvelope};
+use wire::{Chart, ChartEnvelope, ChartResult, Events, Meta, Period, QuoteArrays, SparkEnvelope};
 
 use super::bar::{
-    CorporateEvent, History, Interval, Quote, Quotes, RawBar, decimal_from_volume,
+    CorporateEvent, History, Interval, Quote, Quotes, RawBar, RowReader, decimal_from_volume,
     decimal_from_yahoo, from_unix_secs,
 };
 use super::error::{ErrorContext, ProviderError};
-use super::http::{Endpoint, Reply, classify};
+use super::http::{Endpoint, Reply, classify, history_body_cap};
 use super::rate_limit::RateLimiter;
-use super::{EndpointConfig, Provider, ProviderKind, assemble, batch_failure, check_request};
+use super::symbol::Printable;
+use super::{
+    EndpointConfig, Provider, ProviderKind, assemble, batch_failure, check_request,
+    check_row_count, max_rows,
+};
 
 const INTERVALS: &[Interval] = &[
     Interval::M1,
@@ -64,10 +68,14 @@ impl Yahoo {
         &self,
         ctx: &ErrorContext,
         query: &[(&str, String)],
+        max_body: Option<usize>,
     ) -> Result<ChartResult, ProviderError> {
         let mut url = self.endpoint.url(&["v8", "finance", "chart", &ctx.symbol]);
         url.query_pairs_mut().extend_pairs(query);
-        let reply = self.endpoint.get(ctx, url, HeaderMap::new()).await?;
+        let reply = self
+            .endpoint
+            .get_at_most(ctx, url, HeaderMap::new(), max_body)
+            .await?;
         if !reply.status.is_success() {
             return Err(self.endpoint.note(classify_chart(ctx, &reply)));
         }
@@ -123,7 +131,7 @@ impl Yahoo {
             }
             let ctx = ErrorContext::new(ProviderKind::Yahoo, symbol);
             let query = [("range", "1d".to_owned()), ("interval", "1d".to_owned())];
-            match self.chart(&ctx, &query).await {
+            match self.chart(&ctx, &query, None).await {
                 Ok(result) => match quote_from_chart(symbol, &result, false) {
                     Some(quote) => out.quotes.push(quote),
                     None => out
@@ -172,7 +180,8 @@ impl Provider for Yahoo {
             ("events", "div|split".to_owned()),
             ("includeAdjustedClose", "true".to_owned()),
         ];
-        let result = self.chart(&ctx, &query).await?;
+        let cap = history_body_cap(max_rows(from, to, interval));
+        let result = self.chart(&ctx, &query, Some(cap)).await?;
         history_from_chart(&ctx, result, from, to, interval, now)
     }
 
@@ -283,7 +292,7 @@ fn zone(ctx: &ErrorContext, meta: &Meta) -> Tz {
         Some(Ok(tz)) => tz,
         other => {
             // Never from gmtoffset: that is the offset now, not at the bar.
-            tracing::warn!(provider = "yahoo", symbol = %ctx.symbol,
+            tracing::warn!(provider = "yahoo", symbol = %Printable(&ctx.symbol),
                 zone = ?meta.exchange_timezone_name, ok = other.is_some(),
                 "no usable exchangeTimezoneName; dating bars in UTC");
             Tz::UTC
@@ -311,11 +320,6 @@ fn history_from_chart(
         .as_ref()
         .and_then(|p| p.regular.as_ref())
         .and_then(Session::from_period);
-    let price = |v: Option<f64>| {
-        v.and_then(decimal_from_yahoo)
-            .map(|d| (d / unit).normalize())
-    };
-
     let quote = result
         .indicators
         .quote
@@ -329,7 +333,10 @@ fn history_from_chart(
         .next()
         .map(|a| a.adjclose)
         .unwrap_or_default();
+    check_aligned(ctx, &result.timestamp, &quote, &adjclose)?;
+    check_row_count(ctx, result.timestamp.len(), from, to, interval)?;
     let at = |values: &[Option<f64>], i: usize| values.get(i).copied().flatten();
+    let to_major = |d: Decimal| (d / unit).normalize();
 
     let mut rows = Vec::new();
     for (i, &secs) in result.timestamp.iter().enumerate() {
@@ -340,17 +347,30 @@ fn history_from_chart(
             continue;
         }
         if still_open(ts, interval, session, now) {
-            tracing::debug!(provider = "yahoo", symbol = %ctx.symbol, %ts, "open bar left out");
+            tracing::debug!(provider = "yahoo", symbol = %Printable(&ctx.symbol), %ts, "open bar left out");
             continue;
         }
+        let mut read = RowReader::default();
+        let mut price = |name, values: &[Option<f64>]| {
+            read.read(name, at(values, i), decimal_from_yahoo)
+                .map(to_major)
+        };
+        let (open, high, low) = (
+            price("open", &quote.open),
+            price("high", &quote.high),
+            price("low", &quote.low),
+        );
+        let (close, adj_close) = (price("close", &quote.close), price("adj_close", &adjclose));
+        let volume = read.read("volume", at(&quote.volume, i), decimal_from_volume);
         rows.push(RawBar {
             ts,
-            open: price(at(&quote.open, i)),
-            high: price(at(&quote.high, i)),
-            low: price(at(&quote.low, i)),
-            close: price(at(&quote.close, i)),
-            adj_close: price(at(&adjclose, i)),
-            volume: at(&quote.volume, i).and_then(decimal_from_volume),
+            open,
+            high,
+            low,
+            close,
+            adj_close,
+            volume,
+            unreadable: read.unreadable,
         });
     }
     let events = events(result.events, &currency, unit)
@@ -358,9 +378,39 @@ fn history_from_chart(
         .filter(|e| in_range(e.ts()))
         .collect();
     let timezone = Some(tz.name().to_owned());
-    Ok(assemble(
-        ctx, interval, currency, timezone, rows, events, now,
-    ))
+    assemble(ctx, interval, currency, timezone, rows, events, now)
+}
+
+/// Yahoo's arrays run parallel to `timestamp`. Arrays of other lengths
+/// cannot be paired by index (a row would get another day's high): the
+/// answer is refused. An empty array is a column Yahoo left out.
+fn check_aligned(
+    ctx: &ErrorContext,
+    timestamps: &[i64],
+    quote: &QuoteArrays,
+    adjclose: &[Option<f64>],
+) -> Result<(), ProviderError> {
+    let columns = [
+        ("open", quote.open.len()),
+        ("high", quote.high.len()),
+        ("low", quote.low.len()),
+        ("close", quote.close.len()),
+        ("volume", quote.volume.len()),
+        ("adjclose", adjclose.len()),
+    ];
+    let n = timestamps.len();
+    let misaligned: Vec<String> = columns
+        .iter()
+        .filter(|(_, len)| *len != 0 && *len != n)
+        .map(|(name, len)| format!("{name} has {len}"))
+        .collect();
+    if misaligned.is_empty() {
+        return Ok(());
+    }
+    Err(ctx.bad_data(format!(
+        "misaligned arrays: {n} timestamps but {}; rows cannot be paired",
+        misaligned.join(", ")
+    )))
 }
 
 /// Splits and dividends, oldest first. Dividends are in the chart's unit

@@ -15,7 +15,12 @@
 //! | else (not found, bad data, refused, none)   | Fail at once, every reason listed         |
 //!
 //! A rate limit moves on to the next provider rather than waiting; the job
-//! waits only when no provider in its chain can serve it now.
+//! waits only when no provider in its chain can serve it now. An answer in
+//! another currency than the asset's counts as bad data ([`answer`]); one
+//! that starts later than asked is kept, and the rest of the chain is asked
+//! for the missing head (its bars become [`Completion::head`] parts). An
+//! unreadable answer (a 200 HTML page) is transient for the first
+//! [`UNREADABLE_RETRIES`] attempts, bad data after.
 
 use std::time::Duration;
 
@@ -24,11 +29,16 @@ use chrono::{DateTime, Utc};
 use clap::ValueEnum;
 use sqlx::PgPool;
 
+use super::answer;
 use super::cooldown::{self, Cooldowns};
 use super::worker::JobBody;
 use super::{ChainFilter, ClaimedJob, Clock, Completion, Outcome, backoff};
 use crate::db::assets::AssetType;
 use crate::providers::{Disposition, History, Interval, ProviderError, ProviderKind, Providers};
+
+/// Attempts on which an unreadable answer (a 200 HTML page) is retried
+/// with backoff before it counts as bad data.
+pub const UNREADABLE_RETRIES: i32 = 2;
 
 /// Fetches and stores daily history through the providers.
 #[derive(Debug)]
@@ -51,7 +61,9 @@ impl Backfill {
 
     /// Records what a provider's error says about the provider (a rate
     /// limit pauses it for every worker) and how this job fared with it.
-    async fn refused(&self, error: ProviderError, clock: &Clock) -> Tried {
+    /// `attempts` is the job's attempt number: an unreadable answer is
+    /// retried for the first [`UNREADABLE_RETRIES`] of them.
+    async fn refused(&self, error: ProviderError, clock: &Clock, attempts: i32) -> Tried {
         let provider = error.provider();
         let message = error.to_string();
         match error.disposition() {
@@ -86,6 +98,9 @@ impl Backfill {
                 }
                 match other {
                     Disposition::Retry => Tried::Transient(error),
+                    Disposition::RetryThenNextProvider if attempts <= UNREADABLE_RETRIES => {
+                        Tried::Transient(error)
+                    }
                     _ => Tried::Permanent(error),
                 }
             }
@@ -122,26 +137,87 @@ impl JobBody for Backfill {
                 ),
             };
         }
+        if let Some(reason) = answer::unknown_exchange(&job.asset) {
+            return Outcome::Fail {
+                reason,
+                provider: None,
+            };
+        }
         let mut tried = Vec::new();
+        // Bars served so far, newest part first; the range still wanted is
+        // [job.start_date, wanted_to].
+        let mut served: Option<Completion> = None;
+        let mut wanted_to = job.end_date;
         for (provider, symbol) in self.providers.candidates(&job.asset) {
             if let Some(until) = self.cooldowns.cooling_until(provider, clock.local()) {
                 tried.push(Tried::Cooling { provider, until });
                 continue;
             }
-            let answer = self
+            let reply = self
                 .providers
                 .get(provider)
-                .history(&symbol, job.start_date, job.end_date, Interval::D1)
+                .history(&symbol, job.start_date, wanted_to, Interval::D1)
                 .await;
-            match answer {
-                Ok(history) if !history.bars.is_empty() => {
-                    return Outcome::Complete(completion(history, None));
+            let history = match reply {
+                Ok(history) if !history.bars.is_empty() => history,
+                Ok(history) => {
+                    tried.push(Tried::NoBars(history));
+                    continue;
                 }
-                Ok(history) => tried.push(Tried::NoBars(history)),
-                Err(error) => tried.push(self.refused(error, clock).await),
+                Err(error) => {
+                    tried.push(self.refused(error, clock, job.attempts).await);
+                    continue;
+                }
+            };
+            if let Some(why) = answer::currency_mismatch(&job.asset, &history) {
+                tried.push(Tried::Permanent(ProviderError::BadData {
+                    provider,
+                    symbol,
+                    message: why,
+                }));
+                continue;
+            }
+            let starts = answer::first_date(&history);
+            let part = completion(history, None);
+            match served.as_mut() {
+                None => served = Some(part),
+                Some(main) => main.head.push(part),
+            }
+            match starts {
+                // A partial answer (the provider's history starts later,
+                // e.g. a coin listed there after the purchase): ask the
+                // rest of the chain for the missing head.
+                Some(first) if answer::head_missing(job.start_date, first) => {
+                    wanted_to = first.pred_opt().unwrap_or(first);
+                    tried.clear();
+                }
+                _ => break,
             }
         }
-        decide(job, tried, self.retry_base, rand::random())
+        match served {
+            Some(mut main) => {
+                if let Some(covered) = main
+                    .parts()
+                    .filter_map(|p| p.bars.first())
+                    .map(|b| b.ts.date_naive())
+                    .min()
+                    .filter(|&first| answer::head_missing(job.start_date, first))
+                {
+                    main.covered_from = Some(covered);
+                    let why = if tried.is_empty() {
+                        "no other provider in the chain".to_owned()
+                    } else {
+                        summary(&tried)
+                    };
+                    main.note = Some(format!(
+                        "history starts on {covered}, not {}: {why}",
+                        job.start_date
+                    ));
+                }
+                Outcome::Complete(main)
+            }
+            None => decide(job, tried, self.retry_base, rand::random()),
+        }
     }
 }
 
@@ -268,7 +344,9 @@ fn completion(history: History, note: Option<String>) -> Completion {
         interval: history.interval,
         bars: history.bars,
         rejected: history.rejected,
+        events: history.events,
         note,
+        ..Completion::empty()
     }
 }
 

@@ -16,6 +16,7 @@
 //! Every timestamp is the database's clock (`now()`), so leases mean the
 //! same on every machine; tests pass a [`Clock::manual`] time instead.
 
+pub mod answer;
 pub mod backfill;
 pub mod backoff;
 pub mod claim;

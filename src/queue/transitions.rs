@@ -9,12 +9,12 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::{PgConnection, PgExecutor};
 
 use super::{ClaimedJob, JobId, JobStatus, WorkerId, millis, store};
 use crate::db::assets::Asset;
-use crate::providers::{Bar, Interval, ProviderKind, Rejected};
+use crate::providers::{Bar, CorporateEvent, Interval, ProviderKind, Rejected};
 
 const FINISH: &str = include_str!("../../sql/queue_finish.sql");
 const ASSET_IDENTITY: &str = include_str!("../../sql/queue_asset_identity.sql");
@@ -58,16 +58,43 @@ pub struct Completion {
     pub interval: Interval,
     pub bars: Vec<Bar>,
     pub rejected: Vec<Rejected>,
+    /// Splits and dividends the provider reported in the range.
+    pub events: Vec<CorporateEvent>,
     /// Anything an operator should know about a success (kept in
     /// `error_message`, which is otherwise cleared).
     pub note: Option<String>,
+    /// The head of the range that `provider` did not have (its history
+    /// starts later), as served by providers further down the chain.
+    pub head: Vec<Completion>,
+    /// Where the stored history starts when no provider had the head of the
+    /// range; `None` when it covers the job's whole range.
+    pub covered_from: Option<NaiveDate>,
 }
 
 impl Completion {
     /// Whether writing it takes more than the status change: bars,
     /// rejected rows, or the tracked asset's bookkeeping.
     pub fn stores_anything(&self) -> bool {
-        self.provider.is_some() || !self.bars.is_empty() || !self.rejected.is_empty()
+        self.provider.is_some()
+            || !self.bars.is_empty()
+            || !self.rejected.is_empty()
+            || !self.events.is_empty()
+            || !self.head.is_empty()
+    }
+
+    /// This completion and its head parts, each with its own provider.
+    pub fn parts(&self) -> impl Iterator<Item = &Completion> {
+        std::iter::once(self).chain(self.head.iter())
+    }
+
+    /// Bars stored, over every part.
+    pub fn bar_count(&self) -> usize {
+        self.parts().map(|p| p.bars.len()).sum()
+    }
+
+    /// Rows rejected, over every part.
+    pub fn rejected_count(&self) -> usize {
+        self.parts().map(|p| p.rejected.len()).sum()
     }
 
     /// A success with nothing to store.
@@ -77,7 +104,10 @@ impl Completion {
             interval: Interval::D1,
             bars: Vec::new(),
             rejected: Vec::new(),
+            events: Vec::new(),
             note: None,
+            head: Vec::new(),
+            covered_from: None,
         }
     }
 }
@@ -133,8 +163,8 @@ pub(crate) fn transition(job: &ClaimedJob, outcome: &Outcome) -> Transition {
     match outcome {
         Outcome::Complete(c) => Transition {
             provider: c.provider,
-            bars_stored: Some(count(c.bars.len())),
-            bars_rejected: Some(count(c.rejected.len())),
+            bars_stored: Some(count(c.bar_count())),
+            bars_rejected: Some(count(c.rejected_count())),
             ..Transition::to(JobStatus::Completed, c.note.clone())
         },
         Outcome::Retry {
@@ -254,9 +284,19 @@ pub async fn finish_jobs(
             _ => None,
         })
         .collect();
-    let bars = store::upsert_prices(&mut *tx, &completed).await?;
-    store::record_rejects(&mut *tx, &completed).await?;
+    // Head parts are stored like completions of their own, with their
+    // provider as the source; coverage is the job's.
+    let parts: Vec<(&ClaimedJob, &Completion)> = completed
+        .iter()
+        .flat_map(|&(job, c)| c.parts().map(move |part| (job, part)))
+        .collect();
+    let bars = store::upsert_prices(&mut *tx, &parts).await?;
+    store::record_rejects(&mut *tx, &parts).await?;
     store::mark_tracked(&mut *tx, now, &completed).await?;
+    let requeued = store::record_actions(&mut *tx, &parts).await?;
+    if !requeued.is_empty() {
+        tracing::info!(jobs = ?requeued, "a new split: bars stored on the old scale queued for a re-fetch");
+    }
 
     let refused = finished
         .iter()

@@ -640,7 +640,7 @@ impl<B: JobBody> Inner<B> {
                         *served.entry(p).or_default() += 1;
                     }
                     tracing::debug!(job.id = %f.job.id, asset.id = f.job.asset.id,
-                        bars = c.bars.len(), rejected = c.rejected.len(), "job completed");
+                        bars = c.bar_count(), rejected = c.rejected_count(), "job completed");
                     &self.stats.completed
                 }
                 Outcome::Retry { reason, .. } if f.job.attempts < f.job.max_attempts => {

@@ -36,7 +36,8 @@ pub fn dec(raw: &str) -> Decimal {
     Decimal::from_str(raw).unwrap()
 }
 
-/// Bodies that must end as `BadData`, never a panic: (what, status, body).
+/// Bodies that must end as `BadData` (or `Unreadable`, bad data that is
+/// retried a few times), never a panic: (what, status, body).
 pub fn broken_bodies() -> Vec<(&'static str, u16, Vec<u8>)> {
     vec![
         (
@@ -72,7 +73,7 @@ pub fn broken_bodies() -> Vec<(&'static str, u16, Vec<u8>)> {
 
 pub fn assert_bad_data(result: Result<impl std::fmt::Debug, ProviderError>, what: &str) {
     match result {
-        Err(ProviderError::BadData { .. }) => {}
+        Err(ProviderError::BadData { .. } | ProviderError::Unreadable { .. }) => {}
         other => panic!("{what}: expected BadData, got {other:?}"),
     }
 }
