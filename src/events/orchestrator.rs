@@ -128,7 +128,7 @@ impl Orchestrator {
         let mut backoff = Duration::from_millis(100);
         tracing::info!("orchestrator started");
         while !cancel.is_cancelled() {
-            let pause = match self.drain().await {
+            let pause = match self.drain_until(&cancel).await {
                 Ok(_) => {
                     backoff = Duration::from_millis(100);
                     self.poll_interval
@@ -151,8 +151,18 @@ impl Orchestrator {
 
     /// Applies batches until the outbox has nothing unclaimed left.
     pub async fn drain(&self) -> Result<Applied, EventsError> {
+        self.drain_until(&CancellationToken::new()).await
+    }
+
+    /// Like [`Self::drain`], but stops between batches once `cancel` fires:
+    /// a shutdown waits for one batch, never for the whole backlog (the
+    /// outbox keeps the rest for the next start).
+    pub async fn drain_until(&self, cancel: &CancellationToken) -> Result<Applied, EventsError> {
         let mut total = Applied::default();
         loop {
+            if cancel.is_cancelled() {
+                return Ok(total);
+            }
             let step = self.step().await?;
             let short = step.events < self.batch_size as usize;
             total += step;

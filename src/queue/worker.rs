@@ -45,7 +45,14 @@ use crate::config::Settings;
 use crate::events::{JOBS_CHANNEL, listener};
 use completer::completer;
 use dispatch::dispatch;
-use leases::heartbeat;
+use leases::{HeldJobs, describe_held, heartbeat};
+
+/// On shutdown, after the grace period, how long the last outcomes and the
+/// hand-back of unfinished jobs may take. Bounded, so that a database that
+/// went away cannot hold the process (each write would otherwise wait out
+/// the pool's acquire timeout, five times over); what is not written comes
+/// back through the reaper when its lease runs out.
+pub const FINAL_WRITES: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -160,7 +167,7 @@ struct Inner<B> {
     body: B,
     chains: ChainFilter,
     clock: Clock,
-    held: Mutex<HashMap<JobId, ClaimedJob>>,
+    held: HeldJobs,
     partitions: Partitions,
     stats: Stats,
 }
@@ -211,7 +218,13 @@ impl<B: JobBody> Worker<B> {
         self.inner.finish(&finished).await
     }
 
-    /// Renews the leases of every job held; returns those renewed.
+    /// The jobs this worker holds right now, for a log line.
+    pub fn in_progress(&self) -> String {
+        describe_held(&self.inner.held)
+    }
+
+    /// Renews the leases of every job held and cancels the bodies of those
+    /// whose lease was lost; returns those renewed.
     pub async fn heartbeat(&self) -> Result<Vec<JobId>, sqlx::Error> {
         self.inner.renew().await
     }
@@ -278,8 +291,16 @@ impl<B: JobBody> Worker<B> {
         }
         // The job tasks held the last senders: the completer writes what
         // they sent and ends.
-        let _ = completer.await;
-        inner.release_held().await;
+        let stop_writing = completer.abort_handle();
+        let last_writes = async {
+            let _ = completer.await;
+            inner.release_held().await;
+        };
+        if tokio::time::timeout(FINAL_WRITES, last_writes).await.is_err() {
+            tracing::error!(worker.id = %inner.id, in_progress = %describe_held(&inner.held),
+                "could not write the last outcomes in time; the reaper returns these jobs when their lease runs out");
+            stop_writing.abort();
+        }
         helpers.cancel();
         while aux.join_next().await.is_some() {}
         tracing::info!(worker.id = %inner.id, "backfill worker stopped");

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::super::ClaimedJob;
 use super::super::claim::{claim_jobs, next_due_in};
 use super::super::transitions::Finished;
+use super::leases::Held;
 use super::{Inner, JobBody, WorkerError};
 
 /// How long a claim waits for more free slots once one is free.
@@ -116,7 +117,7 @@ impl<B: JobBody> Inner<B> {
         .map_err(WorkerError::Claim)?;
         if !jobs.is_empty() {
             let mut held = self.held.lock().expect("held jobs");
-            held.extend(jobs.iter().map(|j| (j.id, j.clone())));
+            held.extend(jobs.iter().map(|j| (j.id, Held::new(j.clone()))));
             self.stats
                 .claimed
                 .fetch_add(jobs.len() as u64, Ordering::Relaxed);
