@@ -156,8 +156,13 @@ impl Providers {
                 p.binance_weight_limit,
             )?),
             coingecko: Arc::new(CoinGecko::new(
-                config(&p.coingecko_url, p.coingecko_rate),
-                settings.coingecko_api_key.clone(),
+                config(&p.coingecko_url, p.coingecko_rate.unwrap_or(
+                    match settings.coingecko_key() {
+                        Some(_) => settings::COINGECKO_DEMO_RATE,
+                        None => settings::COINGECKO_KEYLESS_RATE,
+                    },
+                )),
+                settings.coingecko_key().map(str::to_owned),
                 p.coingecko_vs_currency.clone(),
             )?),
             crypto_chain: p.crypto_chain.0.clone(),
