@@ -17,17 +17,20 @@
 //! A rate limit moves on to the next provider rather than waiting; the job
 //! waits only when no provider in its chain can serve it now.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use clap::ValueEnum;
 use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
 
 use super::cooldown::{self, Cooldowns};
 use super::worker::JobBody;
 use super::{ChainFilter, ClaimedJob, Clock, Completion, Outcome, backoff};
 use crate::db::assets::AssetType;
+use crate::providers::http::not_sent;
 use crate::providers::{Disposition, History, Interval, ProviderError, ProviderKind, Providers};
 
 /// Fetches and stores daily history through the providers.
@@ -36,16 +39,20 @@ pub struct Backfill {
     pool: PgPool,
     providers: Providers,
     retry_base: Duration,
-    cooldowns: Cooldowns,
+    cooldowns: Arc<Cooldowns>,
 }
 
 impl Backfill {
     pub fn new(pool: PgPool, providers: Providers, retry_base: Duration) -> Self {
+        let cooldowns = Arc::new(Cooldowns::new(retry_base));
+        // Every request checks the shared view before and after its token
+        // wait, so a pause set anywhere stops requests waiting here.
+        providers.share_cooldowns(cooldowns.clone());
         Self {
             pool,
             providers,
             retry_base,
-            cooldowns: Cooldowns::default(),
+            cooldowns,
         }
     }
 
@@ -53,6 +60,17 @@ impl Backfill {
     /// limit pauses it for every worker) and how this job fared with it.
     async fn refused(&self, error: ProviderError, clock: &Clock) -> Tried {
         let provider = error.provider();
+        if not_sent(&error) {
+            // Refused here, not by the provider: nothing to record.
+            let left = error.retry_after().unwrap_or_default();
+            let until = self
+                .cooldowns
+                .cooling_until(provider, clock.local())
+                .unwrap_or_else(|| {
+                    clock.local() + chrono::Duration::from_std(left).unwrap_or_default()
+                });
+            return Tried::Cooling { provider, until };
+        }
         let message = error.to_string();
         match error.disposition() {
             Disposition::RateLimited { retry_after } => {
@@ -105,12 +123,18 @@ impl JobBody for Backfill {
     }
 
     async fn before_claim(&self, clock: &Clock) -> Result<(), sqlx::Error> {
+        self.cooldowns.use_clock(clock);
         let cooling = cooldown::cooling_providers(&self.pool, clock.sql()).await?;
-        self.cooldowns.replace(cooling);
+        self.cooldowns.merge(cooling);
         Ok(())
     }
 
+    async fn background(&self, cancel: CancellationToken) {
+        cooldown::watch(self.pool.clone(), self.cooldowns.clone(), cancel).await;
+    }
+
     async fn run(&self, job: &ClaimedJob, clock: &Clock) -> Outcome {
+        self.cooldowns.use_clock(clock);
         let mut tried = Vec::new();
         for (provider, symbol) in self.providers.candidates(&job.asset) {
             if let Some(until) = self.cooldowns.cooling_until(provider, clock.local()) {

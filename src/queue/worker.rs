@@ -112,6 +112,12 @@ pub trait JobBody: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Runs beside the worker loop until `cancel` (e.g. to watch the
+    /// providers' cooldowns).
+    async fn background(&self, cancel: CancellationToken) {
+        let _ = cancel;
+    }
+
     /// Runs one job. Never fails: every ending is an [`Outcome`].
     async fn run(&self, job: &ClaimedJob, clock: &Clock) -> Outcome;
 }
@@ -266,6 +272,10 @@ impl<B: JobBody> Worker<B> {
             helpers.clone(),
         ));
         aux.spawn(heartbeat(inner.clone(), helpers.clone()));
+        {
+            let (inner, stop) = (inner.clone(), helpers.clone());
+            aux.spawn(async move { inner.body.background(stop).await });
+        }
         aux.spawn(reaper::run(
             inner.pool.clone(),
             inner.clock.clone(),
@@ -296,7 +306,10 @@ impl<B: JobBody> Worker<B> {
             let _ = completer.await;
             inner.release_held().await;
         };
-        if tokio::time::timeout(FINAL_WRITES, last_writes).await.is_err() {
+        if tokio::time::timeout(FINAL_WRITES, last_writes)
+            .await
+            .is_err()
+        {
             tracing::error!(worker.id = %inner.id, in_progress = %describe_held(&inner.held),
                 "could not write the last outcomes in time; the reaper returns these jobs when their lease runs out");
             stop_writing.abort();
