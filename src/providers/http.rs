@@ -33,11 +33,15 @@ pub fn not_sent(error: &ProviderError) -> bool {
 /// A real history body is a few hundred kilobytes; beyond this something is wrong.
 pub const DEFAULT_MAX_BODY: usize = 32 * 1024 * 1024;
 
+/// Redirects followed at most; the APIs answer without any.
+const MAX_REDIRECTS: usize = 3;
+
 pub fn client(timeout: Duration) -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
         .user_agent(USER_AGENT)
         .timeout(timeout)
         .connect_timeout(timeout)
+        .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
         .build()
 }
 
@@ -190,6 +194,11 @@ fn too_large(ctx: &ErrorContext, status: StatusCode, max_body: usize) -> Provide
 }
 
 fn network_error(ctx: &ErrorContext, e: &reqwest::Error) -> ProviderError {
+    if e.is_redirect() {
+        // A redirect loop (or a chain this long) is how the provider or a
+        // proxy in front of it is set up: retrying only repeats it.
+        return ctx.refused(format!("redirected more than {MAX_REDIRECTS} times"));
+    }
     let what = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {
