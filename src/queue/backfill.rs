@@ -33,6 +33,10 @@ use crate::db::assets::AssetType;
 use crate::providers::http::not_sent;
 use crate::providers::{Disposition, History, Interval, ProviderError, ProviderKind, Providers};
 
+/// How often the claim path re-reads `provider_state` besides the
+/// notifications.
+const COOLDOWN_REFRESH: Duration = Duration::from_secs(1);
+
 /// Fetches and stores daily history through the providers.
 #[derive(Debug)]
 pub struct Backfill {
@@ -124,6 +128,11 @@ impl JobBody for Backfill {
 
     async fn before_claim(&self, clock: &Clock) -> Result<(), sqlx::Error> {
         self.cooldowns.use_clock(clock);
+        // The watcher keeps the view current (notifications); this read is
+        // its safety net, once a second rather than before every claim.
+        if !self.cooldowns.due_for_refresh(COOLDOWN_REFRESH) {
+            return Ok(());
+        }
         let cooling = cooldown::cooling_providers(&self.pool, clock.sql()).await?;
         self.cooldowns.merge(cooling);
         Ok(())

@@ -185,6 +185,8 @@ pub struct Cooldowns {
     clock: OnceLock<Clock>,
     /// `RETRY_EXPONENTIAL_BASE`: the pause a refusal starts with.
     base: Duration,
+    /// When the table was last read (process time).
+    refreshed: Mutex<Option<std::time::Instant>>,
 }
 
 impl Cooldowns {
@@ -193,7 +195,19 @@ impl Cooldowns {
             until: Mutex::new(HashMap::new()),
             clock: OnceLock::new(),
             base,
+            refreshed: Mutex::new(None),
         }
+    }
+
+    /// Whether the table should be read again (not read within `every`);
+    /// if so, counts it as read now.
+    pub fn due_for_refresh(&self, every: Duration) -> bool {
+        let mut refreshed = self.refreshed.lock().expect("cooldowns");
+        let due = refreshed.is_none_or(|at| at.elapsed() >= every);
+        if due {
+            *refreshed = Some(std::time::Instant::now());
+        }
+        due
     }
 
     /// Binds the worker's clock (the first one given stays).

@@ -10,14 +10,42 @@ use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::super::ClaimedJob;
 use super::super::claim::{claim_jobs, next_due_in};
 use super::super::transitions::Finished;
+use super::super::{ClaimedJob, Clock};
 use super::leases::Held;
 use super::{Inner, JobBody, WorkerError};
 
 /// How long a claim waits for more free slots once one is free.
 const BATCH_WAIT: Duration = Duration::from_millis(2);
+
+/// How long the time until the next due job is trusted once read. Work
+/// that becomes due sooner arrives with a notification (new, released or
+/// reaped jobs); snoozes and retries are minutes away.
+const NEXT_DUE_TTL: Duration = Duration::from_secs(1);
+
+/// [`next_due_in`], read at most once per [`NEXT_DUE_TTL`]: under a
+/// trickle of jobs every claim comes up short, and each paid a second
+/// round trip for it.
+#[derive(Default)]
+struct NextDue {
+    read: Option<(tokio::time::Instant, Option<Duration>)>,
+}
+
+impl NextDue {
+    async fn pause(&mut self, pool: &sqlx::PgPool, clock: &Clock) -> Option<Duration> {
+        let now = tokio::time::Instant::now();
+        if let Some((at, due)) = self.read
+            && now.duration_since(at) < NEXT_DUE_TTL
+            && matches!(clock, Clock::Database)
+        {
+            return due.map(|d| d.saturating_sub(now.duration_since(at)));
+        }
+        let due = next_due_in(pool, clock.sql()).await.ok().flatten();
+        self.read = Some((now, due));
+        due
+    }
+}
 
 /// The claiming loop. Returns the job tasks still running at cancellation.
 pub(super) async fn dispatch<B: JobBody>(
@@ -32,6 +60,7 @@ pub(super) async fn dispatch<B: JobBody>(
     let low_water = (config.batch_size as usize).min(config.concurrency) as u32;
     let mut running = JoinSet::new();
     let mut backoff = Duration::from_millis(100);
+    let mut next_due = NextDue::default();
     while !cancel.is_cancelled() {
         while let Some(ended) = running.try_join_next() {
             if let Err(e) = ended {
@@ -83,10 +112,10 @@ pub(super) async fn dispatch<B: JobBody>(
         if claimed == want {
             continue; // more may be due
         }
-        let pause = match next_due_in(&inner.pool, inner.clock.sql()).await {
-            Ok(Some(due)) => due.min(config.poll_interval),
-            _ => config.poll_interval,
-        };
+        let pause = next_due
+            .pause(&inner.pool, &inner.clock)
+            .await
+            .map_or(config.poll_interval, |due| due.min(config.poll_interval));
         tokio::select! {
             _ = cancel.cancelled() => break,
             _ = wake.notified() => {}
