@@ -1,37 +1,49 @@
 -- Claim up to $3 due jobs for worker $1 under a lease of $4 milliseconds
 -- (src/queue/claim.rs). $2 is "now" (NULL: the database's now()); $5/$6
 -- are the provider chains as (provider, asset_type) pairs.
-WITH due AS (
-    SELECT q.id
+--
+-- Jobs are taken in the order they became due: a never-tried job when it
+-- was queued, a retry or a snoozed job at its retry_after. Both runs are
+-- read in that order from backfill_queue_claim (never-tried jobs are its
+-- '-infinity' prefix, ids growing with queueing time), at most $3 rows each,
+-- and merged: a steady stream of new jobs can no longer starve due retries.
+WITH cooling AS MATERIALIZED (
+    SELECT coalesce(array_agg(provider), '{}') AS providers
+    FROM provider_state
+    WHERE cooldown_until > coalesce($2::timestamptz, now())
+),
+never_tried AS (
+    SELECT q.id, q.created_at AS due_at
     FROM backfill_queue q
     WHERE q.status IN ('pending', 'rate_limited')
-      -- An index condition on backfill_queue_claim: the scan stops at the
-      -- first job that is not due yet.
-      AND coalesce(q.retry_after, '-infinity') <= coalesce($2::timestamptz, now())
-      AND (
-          -- Evaluated once per statement: with no provider cooling down,
-          -- every due job qualifies and assets is never read.
-          NOT EXISTS (SELECT FROM provider_state
-                      WHERE cooldown_until > coalesce($2::timestamptz, now()))
-          OR cardinality($5::text[]) = 0
-          -- Otherwise a job qualifies while some provider of its chain that
-          -- knows the asset is not cooling down.
-          OR EXISTS (
-              SELECT
-              FROM assets a
-              CROSS JOIN unnest($5::text[], $6::asset_type[]) AS chain (provider, asset_type)
-              WHERE a.id = q.asset_id
-                AND chain.asset_type = a.asset_type
-                AND provider_has_symbol(chain.provider, a.asset_type, a.symbol, a.currency,
-                                        a.yahoo_symbol, a.binance_symbol, a.coingecko_id)
-                AND chain.provider NOT IN (
-                    SELECT provider FROM provider_state
-                    WHERE cooldown_until > coalesce($2::timestamptz, now()))
-          )
-      )
+      AND coalesce(q.retry_after, '-infinity') = '-infinity'
+      AND ((SELECT cardinality(providers) FROM cooling) = 0
+           OR cardinality($5::text[]) = 0
+           OR backfill_job_servable(q.asset_id, $5, $6, (SELECT providers FROM cooling)))
     ORDER BY coalesce(q.retry_after, '-infinity'), q.id
     LIMIT $3
     FOR UPDATE OF q SKIP LOCKED
+),
+retries AS (
+    SELECT q.id, q.retry_after AS due_at
+    FROM backfill_queue q
+    WHERE q.status IN ('pending', 'rate_limited')
+      -- An index range: the scan stops at the first job not due yet.
+      AND coalesce(q.retry_after, '-infinity') > '-infinity'
+      AND coalesce(q.retry_after, '-infinity') <= coalesce($2::timestamptz, now())
+      AND ((SELECT cardinality(providers) FROM cooling) = 0
+           OR cardinality($5::text[]) = 0
+           OR backfill_job_servable(q.asset_id, $5, $6, (SELECT providers FROM cooling)))
+    ORDER BY coalesce(q.retry_after, '-infinity'), q.id
+    LIMIT $3
+    FOR UPDATE OF q SKIP LOCKED
+),
+due AS (
+    -- The rows locked but not taken are let go when the statement ends.
+    SELECT id
+    FROM (SELECT * FROM never_tried UNION ALL SELECT * FROM retries) AS candidates
+    ORDER BY due_at, id
+    LIMIT $3
 )
 UPDATE backfill_queue q
 SET status = 'in_progress',

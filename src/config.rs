@@ -14,7 +14,7 @@ pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/price
 pub struct Settings {
     /// PostgreSQL connection URL. A missing database is created.
     #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL,
-          value_parser = database_url, hide_env_values = true, global = true,
+          value_parser = Secret(database_url), hide_env_values = true, global = true,
           help_heading = "Database")]
     pub database_url: String,
 
@@ -130,6 +130,7 @@ pub struct Settings {
     #[arg(
         long,
         env = "COINGECKO_API_KEY",
+        value_parser = Secret(api_key("COINGECKO_API_KEY")),
         hide_env_values = true,
         global = true,
         help_heading = "Providers"
@@ -147,6 +148,11 @@ pub enum LogFormat {
 }
 
 impl Settings {
+    /// The CoinGecko key, when one is set (an empty value means none).
+    pub fn coingecko_key(&self) -> Option<&str> {
+        self.coingecko_api_key.as_deref().filter(|k| !k.is_empty())
+    }
+
     pub fn connect_options(&self) -> PgConnectOptions {
         // Validated by the parser, so this cannot fail.
         PgConnectOptions::from_str(&self.database_url).expect("DATABASE_URL was validated")
@@ -154,16 +160,94 @@ impl Settings {
 }
 
 fn database_url(raw: &str) -> Result<String, String> {
-    let url = url::Url::parse(raw).map_err(|e| format!("DATABASE_URL is not a URL ({e})"))?;
+    // Every message shows the URL with its password masked: the usual
+    // mistake is an unescaped `#`, `@` or `/` in the password itself.
+    let shown = redact_url(raw);
+    let url =
+        url::Url::parse(raw).map_err(|e| format!("DATABASE_URL is not a URL ({e}): {shown}"))?;
     if !matches!(url.scheme(), "postgres" | "postgresql") {
         return Err(format!(
             "DATABASE_URL must start with postgres:// or postgresql://, not {}://",
             url.scheme()
         ));
     }
-    PgConnectOptions::from_str(raw)
-        .map_err(|e| format!("DATABASE_URL is not a valid PostgreSQL URL ({e})"))?;
+    PgConnectOptions::from_str(raw).map_err(|e| {
+        format!(
+            "DATABASE_URL is not a valid PostgreSQL URL ({}): {shown} (percent-encode \
+             special characters in the password, e.g. # as %23)",
+            redact_in(&e.to_string(), raw, &shown)
+        )
+    })?;
     Ok(raw.to_owned())
+}
+
+/// `raw` with the password of its user info (everything between the first
+/// `:` after `://` and the last `@`) and any `password=` query value masked.
+/// Works on malformed URLs too, erring towards masking more.
+pub fn redact_url(raw: &str) -> String {
+    let mut shown = raw.to_owned();
+    if let Some(start) = shown.find("://").map(|i| i + 3)
+        && let Some(at) = shown.rfind('@').filter(|&at| at > start)
+        && let Some(colon) = shown[start..at].find(':').map(|i| start + i)
+    {
+        shown.replace_range(colon + 1..at, "***");
+    }
+    if let Some(key) = shown.to_ascii_lowercase().find("password=") {
+        let from = key + "password=".len();
+        let to = shown[from..].find('&').map_or(shown.len(), |i| from + i);
+        shown.replace_range(from..to, "***");
+    }
+    shown
+}
+
+/// `message` with any copy of `raw` replaced by its masked form.
+fn redact_in(message: &str, raw: &str, shown: &str) -> String {
+    message.replace(raw, shown)
+}
+
+/// A parser for an API key: it travels as an HTTP header, so it must be a
+/// valid header value (visible ASCII). The message never quotes the key.
+fn api_key(var: &'static str) -> impl Fn(&str) -> Result<String, String> + Clone {
+    move |raw| {
+        // Empty means unset: compose files often pass `KEY: ${KEY:-}`.
+        let key = raw.trim();
+        if !key.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(format!(
+                "{var} must be printable ASCII without spaces (it is sent as an HTTP header); \
+                 the value given ({} characters) is not",
+                raw.chars().count()
+            ));
+        }
+        Ok(key.to_owned())
+    }
+}
+
+/// A clap parser for a setting that may hold a secret. clap quotes the
+/// offending value in an ordinary parser's error ("invalid value '…'"),
+/// password and all; this one prints only the parser's own message, which
+/// masks what it must.
+#[derive(Clone)]
+struct Secret<F>(F);
+
+impl<F, T> clap::builder::TypedValueParser for Secret<F>
+where
+    F: Fn(&str) -> Result<T, String> + Clone + Send + Sync + 'static,
+    T: Clone + Send + Sync + 'static,
+{
+    type Value = T;
+
+    fn parse_ref(
+        &self,
+        _cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<T, clap::Error> {
+        use clap::error::ErrorKind;
+        let raw = value
+            .to_str()
+            .ok_or_else(|| clap::Error::raw(ErrorKind::InvalidUtf8, "a secret setting is not UTF-8\n"))?;
+        (self.0)(raw).map_err(|message| clap::Error::raw(ErrorKind::ValueValidation, format!("{message}\n")))
+    }
 }
 
 /// A parser for a number within `[min, max]` whose error names `var`.
@@ -257,6 +341,37 @@ mod tests {
             "FETCH_INTERVAL_MINUTES must be from 1 to 1440"
         );
         assert!(parse("ten").unwrap_err().contains("whole number"));
+    }
+
+    #[test]
+    fn no_database_url_error_shows_the_password() {
+        for raw in [
+            "postgres://app:s3cr#t@db.internal:5432/prices",
+            "postgres://app:s3cr/t@db.internal:5432/prices",
+            "postgres://app:s3cr@t@db.internal:99999/prices",
+            "postgres://app@db.internal:5432/prices?password=s3cr&sslmode=bogus",
+        ] {
+            let err = database_url(raw).unwrap_err();
+            assert!(!err.contains("s3cr"), "{raw}: {err}");
+            assert!(err.contains("***"), "{raw}: {err}");
+        }
+        assert_eq!(
+            redact_url("postgres://app:pw@db/x"),
+            "postgres://app:***@db/x"
+        );
+        assert_eq!(redact_url("postgres://app@db/x"), "postgres://app@db/x");
+    }
+
+    #[test]
+    fn api_keys_must_be_header_values() {
+        let parse = api_key("COINGECKO_API_KEY");
+        assert_eq!(parse(" CG-abc123 "), Ok("CG-abc123".to_owned()));
+        assert_eq!(parse(""), Ok(String::new()));
+        for bad in ["CG abc", "CG-\u{e9}", "CG-\u{7f}x"] {
+            let err = parse(bad).unwrap_err();
+            assert!(err.starts_with("COINGECKO_API_KEY"), "{err}");
+            assert!(!err.contains("CG"), "{err}");
+        }
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! hands over to the library. anyhow lives only here.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use pricekeeper::bench::{self, BenchCommand};
@@ -10,10 +11,10 @@ use pricekeeper::config::Settings;
 use pricekeeper::events::orchestrator::Orchestrator;
 use pricekeeper::providers::Providers;
 use pricekeeper::queue::backfill::Backfill;
+use pricekeeper::queue::worker::FINAL_WRITES;
 use pricekeeper::queue::{Worker, WorkerConfig};
 use pricekeeper::{db, shutdown, telemetry};
 use tokio::task::JoinSet;
-use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -104,20 +105,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Worker | Command::Run => {
             let pool = connect(&settings).await?;
             db::migrate(&pool).await?;
-            let cancel = shutdown::on_signal();
-            run_worker(pool, &settings, cancel).await?;
+            run_worker(pool, &settings).await?;
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// The orchestrator and the backfill workers (with their reaper) side by
-/// side until `cancel`; a task that dies cancels the others.
-async fn run_worker(
-    pool: sqlx::PgPool,
-    settings: &Settings,
-    cancel: CancellationToken,
-) -> anyhow::Result<()> {
+/// side until a signal; a task that dies cancels the others.
+async fn run_worker(pool: sqlx::PgPool, settings: &Settings) -> anyhow::Result<()> {
     let providers = Providers::from_settings(settings)?;
     let backfill = Backfill::new(pool.clone(), providers, settings.retry_exponential_base);
     let workers = Worker::new(
@@ -125,6 +121,11 @@ async fn run_worker(
         WorkerConfig::from_settings(settings),
         backfill,
     );
+    // Running jobs get the grace, their outcomes FINAL_WRITES more; past
+    // that the process exits anyway (a database that went away).
+    let bound = settings.shutdown_grace + FINAL_WRITES + Duration::from_secs(2);
+    let held = workers.clone();
+    let cancel = shutdown::on_signal(bound, move || held.in_progress());
     let mut tasks = JoinSet::new();
     tasks.spawn(Orchestrator::new(pool, settings).run(cancel.clone()));
     tasks.spawn(workers.run(cancel.clone()));

@@ -105,3 +105,34 @@ async fn migrate_creates_a_missing_database_and_is_idempotent() {
     pool.close().await;
     common::drop_database(&name).await;
 }
+
+#[test]
+fn a_malformed_database_url_is_shown_with_its_password_masked() {
+    for url in [
+        // An unescaped # or / in the password: the usual mistake.
+        "postgres://app:s3cr#t@db.internal:5432/prices",
+        "postgres://app:s3cr/t@db.internal:5432/prices",
+        "postgres://app:s3cr@t@db.internal:99999/prices",
+    ] {
+        for args in [&["migrate"][..], &["--database-url", url, "migrate"][..]] {
+            let out = pricekeeper(args, &[("DATABASE_URL", url)]);
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(2), "{url}: {err}");
+            assert!(err.contains("DATABASE_URL"), "{url}: {err}");
+            assert!(err.contains("***"), "{url}: {err}");
+            assert!(!err.contains("s3cr"), "{url} leaked: {err}");
+        }
+    }
+}
+
+#[test]
+fn an_api_key_that_cannot_be_a_header_is_a_configuration_error() {
+    let out = pricekeeper(
+        &["quote", "bitcoin", "--provider", "coingecko"],
+        &[("COINGECKO_API_KEY", "CG-secret key\u{7f}")],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("COINGECKO_API_KEY"), "{err}");
+    assert!(!err.contains("secret"), "{err}");
+}

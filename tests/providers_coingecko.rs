@@ -299,3 +299,55 @@ async fn a_slow_server_is_a_transient_timeout() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_refused_key_is_a_configuration_error_reported_once_and_never_retried() {
+    let server = MockServer::start().await;
+    Mock::given(path(RANGE))
+        .respond_with(ResponseTemplate::new(401).set_body_json(serde_json::json!({
+            "status": {"error_code": 10002, "error_message": "API Key Missing"}
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let coingecko = coingecko(&server, Some("CG-wrong"));
+    for _ in 0..3 {
+        let err = coingecko
+            .history(
+                "bitcoin",
+                date("2024-03-01"),
+                date("2024-03-04"),
+                Interval::D1,
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, ProviderError::Refused { message, .. } if message.contains("COINGECKO_API_KEY")),
+            "{err:?}"
+        );
+    }
+}
+
+#[test]
+fn coingecko_defaults_to_10_per_minute_keyless_and_30_with_a_key() {
+    use pricekeeper::providers::{ProviderKind, Providers};
+    use pricekeeper::providers::rate_limit::Rate;
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        settings: pricekeeper::config::Settings,
+    }
+    let rate = |args: &[&str]| {
+        let argv = std::iter::once("pricekeeper").chain(args.iter().copied());
+        let settings = <Cli as clap::Parser>::try_parse_from(argv).unwrap().settings;
+        Providers::from_settings(&settings)
+            .unwrap()
+            .rate(ProviderKind::CoinGecko)
+    };
+    assert_eq!(rate(&["--coingecko-api-key="]), Rate::per_minute(10));
+    assert_eq!(rate(&["--coingecko-api-key=CG-abc"]), Rate::per_minute(30));
+    assert_eq!(
+        rate(&["--coingecko-api-key=CG-abc", "--coingecko-rate=500/min"]),
+        Rate::per_minute(500)
+    );
+}

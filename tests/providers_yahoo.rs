@@ -571,3 +571,25 @@ async fn requests_it_cannot_serve_are_refused_before_sending() {
     assert!(matches!(err, ProviderError::Unsupported { .. }), "{err:?}");
     assert!(server.received_requests().await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_redirect_loop_is_the_providers_error_not_a_transient_one() {
+    use wiremock::matchers::any;
+    let server = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(
+            ResponseTemplate::new(302).insert_header("location", format!("{}/loop", server.uri())),
+        )
+        .mount(&server)
+        .await;
+    let yahoo = Yahoo::new(config(&server)).unwrap();
+    let err = yahoo
+        .history("AAPL", date("2024-01-02"), date("2024-01-31"), Interval::D1)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ProviderError::Refused { message, .. } if message.contains("redirected")),
+        "{err:?}"
+    );
+    assert_eq!(server.received_requests().await.unwrap().len(), 4);
+}

@@ -233,3 +233,40 @@ async fn explain_claim(pool: &PgPool) -> String {
         .unwrap();
     lines.join("\n")
 }
+
+#[tokio::test]
+async fn due_retries_are_claimed_in_the_order_they_became_due_not_after_every_new_job() {
+    let db = test_db().await;
+    let asset = insert_asset(&db.pool, stock("AAPL")).await;
+    // A retry that became due an hour ago, then a stream of jobs queued
+    // since: the retry has waited longest and goes first.
+    let retry: i64 = sqlx::query_scalar(
+        "INSERT INTO backfill_queue (asset_id, start_date, end_date, attempts, retry_after)
+         VALUES ($1, '2023-01-02', '2023-01-02', 1, now() - interval '1 hour') RETURNING id",
+    )
+    .bind(asset)
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    insert_jobs(&db.pool, 50).await;
+    let worker = bare_worker(&db.pool, 10, Clock::Database);
+    let first = worker.claim(10).await.unwrap();
+    assert_eq!(first.len(), 10);
+    let ids: Vec<i64> = first.iter().map(|j| j.id.0).collect();
+    assert!(
+        ids.contains(&retry),
+        "the retry waits behind new jobs: {ids:?}"
+    );
+    // The rest in queueing order.
+    let next: Vec<i64> = worker
+        .claim(10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|j| j.id.0)
+        .collect();
+    assert!(
+        next.iter().all(|id| ids.iter().all(|first| first < id)),
+        "{ids:?} then {next:?}"
+    );
+}

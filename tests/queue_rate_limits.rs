@@ -282,27 +282,170 @@ async fn refusals_that_arrive_together_pause_the_provider_once() {
 }
 
 #[tokio::test]
-async fn a_retry_after_is_obeyed_to_the_second() {
+async fn a_longer_retry_after_is_obeyed_to_the_second_and_a_shorter_one_raised_to_the_backoff() {
+    for (header, pause) in [("900", minutes(15)), ("30", minutes(5)), ("0", minutes(5))] {
+        let db = test_db().await;
+        let server = MockServer::start().await;
+        let setup = Setup::new(&server, &[]);
+        yahoo_answers(
+            &server,
+            "AAPL",
+            yahoo_429().insert_header("retry-after", header),
+        )
+        .await;
+        let id = job_for(&db.pool, stock("AAPL")).await;
+        setup.worker(&db.pool, 10).process_next().await.unwrap();
+        let row = job(&db.pool, id).await;
+        assert_eq!((row.status.as_str(), row.attempts), ("rate_limited", 0));
+        assert_eq!(
+            row.retry_after,
+            Some(setup.now() + pause),
+            "Retry-After: {header}"
+        );
+        let message = row.error_message.unwrap();
+        assert!(message.contains("rate limited (retry after"), "{message}");
+        let yahoo = provider_state(&db.pool, "yahoo").await;
+        assert_eq!(yahoo.cooldown_until, row.retry_after);
+    }
+}
+
+#[tokio::test]
+async fn retry_after_zero_keeps_doubling_and_no_request_goes_out_during_a_pause() {
     let db = test_db().await;
     let server = MockServer::start().await;
     let setup = Setup::new(&server, &[]);
     yahoo_answers(
         &server,
         "AAPL",
-        yahoo_429().insert_header("retry-after", "30"),
+        yahoo_429().insert_header("retry-after", "0"),
     )
     .await;
     let id = job_for(&db.pool, stock("AAPL")).await;
-    setup.worker(&db.pool, 10).process_next().await.unwrap();
-    let row = job(&db.pool, id).await;
-    assert_eq!((row.status.as_str(), row.attempts), ("rate_limited", 0));
+    let worker = setup.worker(&db.pool, 10);
+    for (n, pause) in [(1, 5), (2, 10), (3, 20)] {
+        let started = setup.now();
+        worker.process_next().await.unwrap();
+        let yahoo = provider_state(&db.pool, "yahoo").await;
+        assert_eq!(
+            yahoo.cooldown_until,
+            Some(started + minutes(pause)),
+            "refusal {n}"
+        );
+        assert_eq!(yahoo.consecutive_rate_limits, n);
+        assert_eq!(requests_to(&server, "/v8/").await, n as usize);
+        // Nothing is claimed, nothing is sent, while the pause lasts.
+        setup.clock.advance(Duration::from_secs(60));
+        assert!(worker.process_next().await.unwrap().finished.is_empty());
+        assert_eq!(requests_to(&server, "/v8/").await, n as usize);
+        setup.clock.set(yahoo.cooldown_until.unwrap());
+    }
+    assert_eq!(job(&db.pool, id).await.attempts, 0);
+}
+
+#[tokio::test]
+async fn a_429_without_retry_after_stops_the_requests_waiting_for_a_token() {
+    let db = test_db().await;
+    let server = MockServer::start().await;
+    // 5/s: a burst of 5 at once, then one every 200 ms.
+    let setup = Setup::new(&server, &["--yahoo-rate=5/s"]);
+    let symbols: Vec<String> = (0..20).map(|i| format!("S{i:02}")).collect();
+    for symbol in &symbols {
+        yahoo_answers(&server, symbol, yahoo_429()).await;
+        job_for(&db.pool, stock(symbol)).await;
+    }
+    let step = setup.worker(&db.pool, 20).process_next().await.unwrap();
+    assert_eq!(step.finished.len(), 20);
     assert_eq!(
-        row.retry_after,
-        Some(setup.now() + chrono::Duration::seconds(30))
+        requests_to(&server, "/v8/").await,
+        5,
+        "only the burst that left before the first refusal reached the provider"
     );
-    assert!(row.error_message.unwrap().contains("retry after 30s"));
+    assert_eq!(count_status(&db.pool, "rate_limited").await, 20);
     let yahoo = provider_state(&db.pool, "yahoo").await;
-    assert_eq!(yahoo.cooldown_until, row.retry_after);
+    assert_eq!(
+        (yahoo.consecutive_rate_limits, yahoo.rate_limited_total),
+        (1, 5),
+        "local refusals are not counted as the provider's"
+    );
+}
+
+#[tokio::test]
+async fn a_cooldown_announced_by_another_process_stops_requests_here_at_once() {
+    use pricekeeper::providers::{Interval, ProviderError, ProviderKind, Providers};
+    use pricekeeper::queue::cooldown::record_rate_limit;
+    use pricekeeper::queue::worker::JobBody;
+
+    let db = test_db().await;
+    let server = MockServer::start().await;
+    yahoo_answers(&server, "AAPL", yahoo_ok("AAPL")).await;
+    let settings = settings(&server.uri(), &[]);
+    let providers = Providers::from_settings(&settings).unwrap();
+    let here = Backfill::new(
+        db.pool.clone(),
+        providers.clone(),
+        settings.retry_exponential_base,
+    );
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let watching = tokio::spawn({
+        let cancel = cancel.clone();
+        async move { here.background(cancel).await }
+    });
+    common::eventually(
+        Duration::from_secs(20),
+        "the cooldown watcher listening",
+        || {
+            let pool = db.pool.clone();
+            async move {
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND query LIKE 'LISTEN%cooldowns%'",
+                )
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+                    == 1
+            }
+        },
+    )
+    .await;
+    let yahoo = providers.get(ProviderKind::Yahoo);
+    yahoo
+        .history("AAPL", date(FROM), date(TO), Interval::D1)
+        .await
+        .unwrap();
+
+    // Another process is refused and records it.
+    record_rate_limit(
+        &db.pool,
+        ProviderKind::Yahoo,
+        None,
+        None,
+        settings.retry_exponential_base,
+        "HTTP 429",
+    )
+    .await
+    .unwrap();
+    let announced = std::time::Instant::now();
+    common::eventually(Duration::from_secs(5), "the pause known here", || {
+        std::future::ready(providers.cooldown_left(ProviderKind::Yahoo).is_some())
+    })
+    .await;
+    let delay = announced.elapsed();
+    assert!(delay < Duration::from_millis(500), "{delay:?}");
+    let refused = yahoo
+        .history("AAPL", date(FROM), date(TO), Interval::D1)
+        .await;
+    assert!(
+        matches!(refused, Err(ProviderError::RateLimited { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(
+        requests_to(&server, "/v8/").await,
+        1,
+        "nothing sent after the announcement"
+    );
+    cancel.cancel();
+    watching.await.unwrap();
 }
 
 #[tokio::test]
@@ -428,9 +571,10 @@ async fn a_rate_limited_provider_hands_the_job_to_the_next_in_the_chain() {
         (row.status.as_str(), row.provider.as_deref()),
         ("completed", Some("coingecko"))
     );
+    // Retry-After: 60 is shorter than the 5 min backoff, which wins.
     assert_eq!(
         provider_state(&db.pool, "binance").await.cooldown_until,
-        Some(setup.now() + chrono::Duration::seconds(60))
+        Some(setup.now() + minutes(5))
     );
     // The next crypto job skips cooling Binance without calling it.
     worker.process_next().await.unwrap();

@@ -2,12 +2,16 @@
 //! wake-ups. Notifications are only hints: after every (re)connect the
 //! consumer is woken too, so it catches up on whatever was sent while the
 //! connection was down.
+//!
+//! The LISTEN connection is its own, outside the pool: it is held for the
+//! life of the process, and taking it from the pool would leave a small
+//! pool (`PRICEKEEPER_DB_MAX_CONNECTIONS=2`) with nothing for the work.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::PgPool;
-use sqlx::postgres::PgListener;
+use sqlx::postgres::{PgListener, PgPoolOptions};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -59,7 +63,17 @@ pub async fn listen(
 }
 
 async fn subscribe(pool: &PgPool, channel: &str) -> Result<PgListener, sqlx::Error> {
-    let mut listener = PgListener::connect_with(pool).await?;
+    let mut listener = PgListener::connect_with(&dedicated(pool)).await?;
     listener.listen(channel).await?;
     Ok(listener)
+}
+
+/// A pool of one connection with `pool`'s options, for one long-lived
+/// LISTEN (what `PgListener::connect` does for a URL).
+pub fn dedicated(pool: &PgPool) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(1)
+        .max_lifetime(None)
+        .idle_timeout(None)
+        .connect_lazy_with((*pool.connect_options()).clone())
 }

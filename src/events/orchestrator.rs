@@ -69,7 +69,7 @@ impl Orchestrator {
             // A panic that escapes the per-event isolation (e.g. while
             // claiming) is reported and retried, never a crash of the
             // process.
-            let step = AssertUnwindSafe(self.drain()).catch_unwind().await;
+            let step = AssertUnwindSafe(self.drain_until(&cancel)).catch_unwind().await;
             let pause = match step {
                 Ok(Ok(_)) => {
                     backoff = Duration::from_millis(100);
@@ -99,8 +99,18 @@ impl Orchestrator {
 
     /// Applies batches until the outbox has nothing unclaimed left.
     pub async fn drain(&self) -> Result<Applied, EventsError> {
+        self.drain_until(&CancellationToken::new()).await
+    }
+
+    /// Like [`Self::drain`], but stops between batches once `cancel` fires:
+    /// a shutdown waits for one batch, never for the whole backlog (the
+    /// outbox keeps the rest for the next start).
+    pub async fn drain_until(&self, cancel: &CancellationToken) -> Result<Applied, EventsError> {
         let mut total = Applied::default();
         loop {
+            if cancel.is_cancelled() {
+                return Ok(total);
+            }
             let step = self.step().await?;
             let short = step.events < self.batch_size as usize;
             total += step;

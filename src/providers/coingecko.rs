@@ -44,6 +44,9 @@ pub struct CoinGecko {
     endpoint: Endpoint,
     headers: HeaderMap,
     vs_currency: String,
+    /// Set once CoinGecko refused the key (or its absence): a configuration
+    /// error, logged once; later calls fail with it without a request.
+    key_refused: std::sync::OnceLock<String>,
 }
 
 impl CoinGecko {
@@ -74,6 +77,7 @@ impl CoinGecko {
             endpoint: Endpoint::new(ProviderKind::CoinGecko, &config)?,
             headers,
             vs_currency: vs_currency.to_ascii_lowercase(),
+            key_refused: std::sync::OnceLock::new(),
         })
     }
 
@@ -92,6 +96,9 @@ impl CoinGecko {
         query: &[(&str, String)],
         max_body: Option<usize>,
     ) -> Result<Reply, ProviderError> {
+        if let Some(message) = self.key_refused.get() {
+            return Err(ctx.refused(message.clone()));
+        }
         let mut url = self.endpoint.url(path);
         url.query_pairs_mut().extend_pairs(query);
         let reply = self
@@ -99,10 +106,21 @@ impl CoinGecko {
             .get_at_most(ctx, url, self.headers.clone(), max_body)
             .await?;
         if reply.status.is_success() && !throttled_in_body(&reply) {
-            Ok(reply)
-        } else {
-            Err(self.endpoint.note(classify_coingecko(ctx, &reply)))
+            return Ok(reply);
         }
+        let error = self.endpoint.note(classify_coingecko(ctx, &reply));
+        if key_refused(&reply) {
+            let message = format!(
+                "CoinGecko refused the API key ({error}); check COINGECKO_API_KEY \
+                 (a Demo key needs the api.coingecko.com URL, a Pro key pro-api.coingecko.com); \
+                 CoinGecko is skipped until restart"
+            );
+            if self.key_refused.set(message.clone()).is_ok() {
+                tracing::error!(provider = %ProviderKind::CoinGecko, "{message}");
+            }
+            return Err(ctx.refused(message));
+        }
+        Err(error)
     }
 
     async fn prices(&self, batch: &[String], out: &mut Quotes) -> Result<(), ProviderError> {
@@ -295,6 +313,15 @@ fn throttled_in_body(reply: &Reply) -> bool {
     reply.body.len() < 4096
         && serde_json::from_slice::<StatusReply>(&reply.body)
             .is_ok_and(|s| s.status.error_code == Some(429))
+}
+
+/// HTTP 401, or error 10002 (key missing) / 10010, 10011 (key invalid for
+/// this URL): no request will succeed until the configuration changes.
+fn key_refused(reply: &Reply) -> bool {
+    reply.status.as_u16() == 401
+        || (reply.body.len() < 4096
+            && serde_json::from_slice::<StatusReply>(&reply.body)
+                .is_ok_and(|s| matches!(s.status.error_code, Some(10002 | 10010 | 10011))))
 }
 
 /// 429 with a JSON status object or an HTML page (Retry-After honored

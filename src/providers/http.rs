@@ -21,14 +21,28 @@ use super::symbol::Printable;
 pub const USER_AGENT: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 \
      (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36";
 
+/// The message of a rate limit this process enforced itself: no request
+/// reached the provider, so nothing about the provider is to be recorded.
+pub const NOT_SENT: &str = "cooling down after the provider's last rate limit; no request sent";
+
+/// Whether `error` is a refusal of ours (a cooldown in force), not the
+/// provider's answer.
+pub fn not_sent(error: &ProviderError) -> bool {
+    matches!(error, ProviderError::RateLimited { message, .. } if message == NOT_SENT)
+}
+
 /// A real history body is a few hundred kilobytes; beyond this something is wrong.
 pub const DEFAULT_MAX_BODY: usize = 32 * 1024 * 1024;
+
+/// Redirects followed at most; the APIs answer without any.
+const MAX_REDIRECTS: usize = 3;
 
 pub fn client(timeout: Duration) -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
         .user_agent(USER_AGENT)
         .timeout(timeout)
         .connect_timeout(timeout)
+        .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
         .build()
 }
 
@@ -101,23 +115,16 @@ impl Endpoint {
 
     fn refuse_while_cooling(&self, ctx: &ErrorContext) -> Result<(), ProviderError> {
         match self.limiter.cooldown_left() {
-            Some(left) => Err(ctx.rate_limited(
-                Some(left),
-                "cooling down after the provider's last rate limit; no request sent",
-            )),
+            Some(left) => Err(ctx.rate_limited(Some(left), NOT_SENT)),
             None => Ok(()),
         }
     }
 
-    /// Records what an error tells about the provider (a Retry-After starts
-    /// a cooldown) and hands it back.
+    /// Records what an error tells about the provider (any rate limit
+    /// pauses it at once, Retry-After or not) and hands it back.
     pub fn note(&self, error: ProviderError) -> ProviderError {
-        if let ProviderError::RateLimited {
-            retry_after: Some(wait),
-            ..
-        } = &error
-        {
-            self.limiter.cool_down(tokio::time::Instant::now() + *wait);
+        if let ProviderError::RateLimited { retry_after, .. } = &error {
+            self.limiter.refused(*retry_after);
         }
         error
     }
@@ -220,6 +227,11 @@ pub fn history_body_cap(rows: usize) -> usize {
 }
 
 fn network_error(ctx: &ErrorContext, e: &reqwest::Error) -> ProviderError {
+    if e.is_redirect() {
+        // A redirect loop (or a chain this long) is how the provider or a
+        // proxy in front of it is set up: retrying only repeats it.
+        return ctx.refused(format!("redirected more than {MAX_REDIRECTS} times"));
+    }
     let what = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {

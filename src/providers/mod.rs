@@ -160,8 +160,14 @@ impl Providers {
                 p.binance_weight_limit,
             )?),
             coingecko: Arc::new(CoinGecko::new(
-                config(&p.coingecko_url, p.coingecko_rate),
-                settings.coingecko_api_key.clone(),
+                config(
+                    &p.coingecko_url,
+                    p.coingecko_rate.unwrap_or(match settings.coingecko_key() {
+                        Some(_) => settings::COINGECKO_DEMO_RATE,
+                        None => settings::COINGECKO_KEYLESS_RATE,
+                    }),
+                ),
+                settings.coingecko_key().map(str::to_owned),
                 p.coingecko_vs_currency.clone(),
             )?),
             crypto_chain: p.crypto_chain.0.clone(),
@@ -181,14 +187,31 @@ impl Providers {
         }
     }
 
+    /// Makes `shared` the cooldown authority of every provider's limiter
+    /// (the worker's view of `provider_state`).
+    pub fn share_cooldowns(&self, shared: Arc<dyn rate_limit::SharedCooldown>) {
+        for kind in ProviderKind::ALL {
+            self.limiter(kind).share(kind, shared.clone());
+        }
+    }
+
+    /// How long `kind` has left to cool down, as this process knows it.
+    pub fn cooldown_left(&self, kind: ProviderKind) -> Option<Duration> {
+        self.limiter(kind).cooldown_left()
+    }
+
+    fn limiter(&self, kind: ProviderKind) -> &RateLimiter {
+        match kind {
+            ProviderKind::Yahoo => self.yahoo.limiter(),
+            ProviderKind::Binance => self.binance.limiter(),
+            ProviderKind::CoinGecko => self.coingecko.limiter(),
+        }
+    }
+
     /// The request budget `kind` runs at (its own rate, capped by
     /// `MAX_REQUESTS_PER_MINUTE`).
     pub fn rate(&self, kind: ProviderKind) -> Rate {
-        match kind {
-            ProviderKind::Yahoo => self.yahoo.limiter().rate(),
-            ProviderKind::Binance => self.binance.limiter().rate(),
-            ProviderKind::CoinGecko => self.coingecko.limiter().rate(),
-        }
+        self.limiter(kind).rate()
     }
 
     /// Providers to try for an asset type, in order.
@@ -493,9 +516,17 @@ mod tests {
         let p = providers(&[]);
         assert_eq!(p.rate(ProviderKind::Yahoo), Rate::per_hour(2000));
         assert_eq!(p.rate(ProviderKind::Binance), Rate::per_minute(1200));
-        assert_eq!(p.rate(ProviderKind::CoinGecko), Rate::per_minute(50));
+        // Keyless CoinGecko allows about 10/min (30/min with a Demo key).
+        assert_eq!(p.rate(ProviderKind::CoinGecko), Rate::per_minute(10));
 
-        let p = providers(&["--max-requests-per-minute", "40", "--yahoo-rate", "10/min"]);
+        let p = providers(&[
+            "--max-requests-per-minute",
+            "40",
+            "--yahoo-rate",
+            "10/min",
+            "--coingecko-rate",
+            "50/min",
+        ]);
         assert_eq!(
             p.rate(ProviderKind::Yahoo),
             Rate::per_minute(10),

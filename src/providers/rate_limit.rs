@@ -4,15 +4,21 @@
 //!
 //! - a *hold*: the next requests wait until an instant (Binance's used
 //!   weight near its budget); short, so callers simply wait;
-//! - a *cooldown*: the provider said 429/418 with a Retry-After; calls fail
-//!   at once with `RateLimited` until it ends, so a worker snoozes its job
-//!   instead of sleeping on it, and nobody keeps hammering.
+//! - a *cooldown*: the provider said 429/418; calls fail at once with
+//!   `RateLimited` until it ends, so a worker snoozes its job instead of
+//!   sleeping on it, and nobody keeps hammering. It is checked before a
+//!   request waits for its token and again just before it is sent.
+//!
+//! A worker process shares its cooldowns with every other process through
+//! the database ([`SharedCooldown`], installed with [`RateLimiter::share`]):
+//! then a refusal pauses the provider in that shared view at once, and a
+//! pause announced by another process stops requests waiting here too.
 
 use std::fmt;
 use std::num::NonZeroU32;
 use std::ops::Add;
 use std::str::FromStr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use governor::clock::{Clock, Reference};
@@ -21,6 +27,22 @@ use governor::nanos::Nanos;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter as Gcra};
 use tokio::time::Instant;
+
+use super::ProviderKind;
+
+/// A paused provider when the provider said nothing usable and no shared
+/// view decides (`fetch`/`quote`): long enough that a batch does not hammer.
+const LOCAL_PAUSE: Duration = Duration::from_secs(60);
+
+/// Cooldowns known beyond this process: the queue's view of
+/// `provider_state`, kept current by notifications.
+pub trait SharedCooldown: Send + Sync + fmt::Debug {
+    /// How long `kind` has left to cool, if it is cooling.
+    fn cooling_left(&self, kind: ProviderKind) -> Option<Duration>;
+    /// `kind` refused a request just now: pause it at once, before the
+    /// refusal is recorded anywhere.
+    fn refused(&self, kind: ProviderKind, retry_after: Option<Duration>);
+}
 
 /// A request budget: `count` requests per `per`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,6 +177,7 @@ pub struct RateLimiter {
     bucket: Gcra<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<TokioInstant>>,
     hold_until: Mutex<Option<Instant>>,
     cooldown_until: Mutex<Option<Instant>>,
+    shared: OnceLock<(ProviderKind, Arc<dyn SharedCooldown>)>,
 }
 
 impl fmt::Debug for RateLimiter {
@@ -175,7 +198,13 @@ impl RateLimiter {
             bucket: Gcra::direct_with_clock(quota, TokioClock),
             hold_until: Mutex::new(None),
             cooldown_until: Mutex::new(None),
+            shared: OnceLock::new(),
         }
+    }
+
+    /// Makes `shared` this limiter's cooldown authority for `kind` (once).
+    pub fn share(&self, kind: ProviderKind, shared: Arc<dyn SharedCooldown>) {
+        let _ = self.shared.set((kind, shared));
     }
 
     pub fn rate(&self) -> Rate {
@@ -214,9 +243,30 @@ impl RateLimiter {
         extend(&self.cooldown_until, until);
     }
 
-    /// How long the provider's cooldown has left, if one is in force.
+    /// How long the provider's cooldown has left, if one is in force here
+    /// or in the shared view.
     pub fn cooldown_left(&self) -> Option<Duration> {
-        current(&self.cooldown_until).map(|until| until - Instant::now())
+        let local = current(&self.cooldown_until).map(|until| until - Instant::now());
+        let shared = self
+            .shared
+            .get()
+            .and_then(|(kind, shared)| shared.cooling_left(*kind));
+        local.max(shared)
+    }
+
+    /// The provider refused a request (429/418): pause it at once, with or
+    /// without a Retry-After. With a shared view, that view decides how
+    /// long; alone, the provider's word or [`LOCAL_PAUSE`].
+    pub fn refused(&self, retry_after: Option<Duration>) {
+        match self.shared.get() {
+            Some((kind, shared)) => shared.refused(*kind, retry_after),
+            None => self.cool_down(
+                Instant::now()
+                    + retry_after
+                        .unwrap_or(LOCAL_PAUSE)
+                        .max(Duration::from_secs(1)),
+            ),
+        }
     }
 }
 

@@ -15,6 +15,10 @@ use crate::config::{duration, ranged};
 pub const DEFAULT_YAHOO_URL: &str = "https://query1.finance.yahoo.com";
 pub const DEFAULT_BINANCE_URL: &str = "https://api.binance.com";
 pub const DEFAULT_COINGECKO_URL: &str = "https://api.coingecko.com/api/v3";
+/// CoinGecko without a key allows about 5–10 calls a minute.
+pub const COINGECKO_KEYLESS_RATE: Rate = Rate::per_minute(10);
+/// The Demo plan's limit.
+pub const COINGECKO_DEMO_RATE: Rate = Rate::per_minute(30);
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ProviderSettings {
@@ -28,10 +32,12 @@ pub struct ProviderSettings {
           value_parser = rate("PRICEKEEPER_BINANCE_RATE"), global = true, help_heading = "Providers")]
     pub binance_rate: Rate,
 
-    /// CoinGecko request budget, a count per duration (keyless use allows about 10/min).
-    #[arg(long, env = "PRICEKEEPER_COINGECKO_RATE", default_value = "50/min",
+    /// CoinGecko request budget, a count per duration. Default: 10/min
+    /// without a key (what keyless use is allowed), 30/min with
+    /// COINGECKO_API_KEY (the Demo plan).
+    #[arg(long, env = "PRICEKEEPER_COINGECKO_RATE",
           value_parser = rate("PRICEKEEPER_COINGECKO_RATE"), global = true, help_heading = "Providers")]
-    pub coingecko_rate: Rate,
+    pub coingecko_rate: Option<Rate>,
 
     /// Binance request-weight budget per minute; requests slow down at 80% of it.
     #[arg(long, env = "PRICEKEEPER_BINANCE_WEIGHT_LIMIT", default_value_t = 6000,

@@ -22,23 +22,30 @@
 //! unreadable answer (a 200 HTML page) is transient for the first
 //! [`UNREADABLE_RETRIES`] attempts, bad data after.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use clap::ValueEnum;
 use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
 
 use super::answer;
 use super::cooldown::{self, Cooldowns};
 use super::worker::JobBody;
 use super::{ChainFilter, ClaimedJob, Clock, Completion, Outcome, backoff};
 use crate::db::assets::AssetType;
+use crate::providers::http::not_sent;
 use crate::providers::{Disposition, History, Interval, ProviderError, ProviderKind, Providers};
 
 /// Attempts on which an unreadable answer (a 200 HTML page) is retried
 /// with backoff before it counts as bad data.
 pub const UNREADABLE_RETRIES: i32 = 2;
+
+/// How often the claim path re-reads `provider_state` besides the
+/// notifications.
+const COOLDOWN_REFRESH: Duration = Duration::from_secs(1);
 
 /// Fetches and stores daily history through the providers.
 #[derive(Debug)]
@@ -46,16 +53,20 @@ pub struct Backfill {
     pool: PgPool,
     providers: Providers,
     retry_base: Duration,
-    cooldowns: Cooldowns,
+    cooldowns: Arc<Cooldowns>,
 }
 
 impl Backfill {
     pub fn new(pool: PgPool, providers: Providers, retry_base: Duration) -> Self {
+        let cooldowns = Arc::new(Cooldowns::new(retry_base));
+        // Every request checks the shared view before and after its token
+        // wait, so a pause set anywhere stops requests waiting here.
+        providers.share_cooldowns(cooldowns.clone());
         Self {
             pool,
             providers,
             retry_base,
-            cooldowns: Cooldowns::default(),
+            cooldowns,
         }
     }
 
@@ -65,6 +76,17 @@ impl Backfill {
     /// retried for the first [`UNREADABLE_RETRIES`] of them.
     async fn refused(&self, error: ProviderError, clock: &Clock, attempts: i32) -> Tried {
         let provider = error.provider();
+        if not_sent(&error) {
+            // Refused here, not by the provider: nothing to record.
+            let left = error.retry_after().unwrap_or_default();
+            let until = self
+                .cooldowns
+                .cooling_until(provider, clock.local())
+                .unwrap_or_else(|| {
+                    clock.local() + chrono::Duration::from_std(left).unwrap_or_default()
+                });
+            return Tried::Cooling { provider, until };
+        }
         let message = error.to_string();
         match error.disposition() {
             Disposition::RateLimited { retry_after } => {
@@ -120,12 +142,23 @@ impl JobBody for Backfill {
     }
 
     async fn before_claim(&self, clock: &Clock) -> Result<(), sqlx::Error> {
+        self.cooldowns.use_clock(clock);
+        // The watcher keeps the view current (notifications); this read is
+        // its safety net, once a second rather than before every claim.
+        if !self.cooldowns.due_for_refresh(COOLDOWN_REFRESH) {
+            return Ok(());
+        }
         let cooling = cooldown::cooling_providers(&self.pool, clock.sql()).await?;
-        self.cooldowns.replace(cooling);
+        self.cooldowns.merge(cooling);
         Ok(())
     }
 
+    async fn background(&self, cancel: CancellationToken) {
+        cooldown::watch(self.pool.clone(), self.cooldowns.clone(), cancel).await;
+    }
+
     async fn run(&self, job: &ClaimedJob, clock: &Clock) -> Outcome {
+        self.cooldowns.use_clock(clock);
         if !job.asset.active {
             // Queued before the host made the asset inactive: nothing to
             // fetch any more. A purchase after it is active again queues

@@ -5,10 +5,12 @@
 //!   first attempt, doubling per attempt (5, 10, 20, 40 min by default),
 //!   ±10% jitter so jobs that failed together do not return together,
 //!   capped at [`MAX_DELAY`].
-//! - A provider that refused with a rate limit pauses for what it asked
-//!   (Retry-After), else base × 2^(n-1) for its n-th refusal in a row:
-//!   5, 10, 20, 40 min. No jitter: the pause is the provider's, shared by
-//!   every worker, and one pause per refusal is what it should see.
+//! - A provider that refused with a rate limit pauses base × 2^(n-1) for
+//!   its n-th refusal in a row (5, 10, 20, 40 min), or longer if its
+//!   Retry-After asks for longer. A shorter Retry-After (`0`, a date in the
+//!   past) does not shorten it: a provider that keeps refusing while saying
+//!   "retry now" would otherwise be asked again and again without limit.
+//!   No jitter: the pause is the provider's, shared by every worker.
 
 use std::time::Duration;
 
@@ -32,17 +34,15 @@ pub fn transient_delay(base: Duration, attempt: u32, unit: f64) -> Duration {
 }
 
 /// How long a provider pauses after its `consecutive`-th rate limit in a
-/// row (1-based), when it did not say (`retry_after` None); what it said,
-/// when it did.
+/// row (1-based): the doubling from `base`, or what it said if longer.
 pub fn rate_limit_delay(
     base: Duration,
     consecutive: u32,
     retry_after: Option<Duration>,
 ) -> Duration {
-    match retry_after {
-        Some(wait) => whole_millis(wait.min(MAX_PROVIDER_WAIT)),
-        None => whole_millis(doubling(base, consecutive).min(MAX_DELAY)),
-    }
+    let ours = doubling(base, consecutive).min(MAX_DELAY);
+    let theirs = retry_after.unwrap_or_default().min(MAX_PROVIDER_WAIT);
+    whole_millis(ours.max(theirs))
 }
 
 /// base × 2^(n-1), saturating (n = 0 is treated as 1).
@@ -101,7 +101,7 @@ mod tests {
     }
 
     #[test]
-    fn rate_limits_obey_the_provider_else_double_per_refusal() {
+    fn rate_limits_double_per_refusal_and_obey_a_longer_retry_after() {
         let base = 5 * MIN;
         let cases = [
             (1, None, 5 * MIN),
@@ -109,15 +109,19 @@ mod tests {
             (3, None, 20 * MIN),
             (4, None, 40 * MIN),
             (12, None, MAX_DELAY),
-            (1, Some(Duration::from_secs(30)), Duration::from_secs(30)),
-            (7, Some(Duration::from_secs(30)), Duration::from_secs(30)),
+            // A shorter Retry-After is raised to the doubling.
+            (1, Some(Duration::from_secs(30)), 5 * MIN),
+            (2, Some(Duration::from_secs(30)), 10 * MIN),
+            (7, Some(Duration::from_secs(30)), 320 * MIN),
+            (1, Some(Duration::from_secs(900)), 15 * MIN),
             (
                 1,
                 Some(Duration::from_secs(3 * 86_400)),
                 Duration::from_secs(3 * 86_400),
             ),
             (1, Some(Duration::from_secs(u64::MAX)), MAX_PROVIDER_WAIT),
-            (1, Some(Duration::ZERO), Duration::ZERO),
+            (1, Some(Duration::ZERO), 5 * MIN),
+            (3, Some(Duration::ZERO), 20 * MIN),
         ];
         for (n, retry_after, want) in cases {
             assert_eq!(

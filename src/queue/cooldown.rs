@@ -7,21 +7,33 @@
 //! 20, 40 minute pauses; a success resets it. A 429 that arrives while a
 //! cooldown is already in force (a request that left before it was set)
 //! does not count again, so ten jobs refused at once pause the provider
-//! once, not 2^10 times as long.
+//! once, not 2^10 times as long. A new or longer pause is announced on
+//! [`COOLDOWNS_CHANNEL`]: every worker process stops sending within a
+//! notification's delay, requests already waiting for a token included.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::{Acquire, PgExecutor, Postgres};
+use sqlx::postgres::PgListener;
+use sqlx::{Acquire, PgExecutor, PgPool, Postgres};
+use tokio_util::sync::CancellationToken;
 
-use super::{backoff, millis};
+use super::{Clock, backoff};
+use crate::events::listener;
 use crate::providers::ProviderKind;
+use crate::providers::rate_limit::SharedCooldown;
 
-/// Records a rate limit from `provider` and returns the end of its
-/// cooldown: `retry_after` when the provider said, else the doubling
-/// default for its consecutive refusals from `base`.
+/// Notified (payload `provider epoch_millis`) when a cooldown begins or
+/// grows, so every worker process stops sending at once.
+pub const COOLDOWNS_CHANNEL: &str = "pricekeeper_cooldowns";
+
+/// Records a rate limit `provider` answered and returns the end of its
+/// cooldown. When no cooldown is in force this refusal starts one, the
+/// `consecutive`-th in a row: the provider's Retry-After, raised to the
+/// doubling default (5, 10, 20, 40 min from `base`). During a cooldown it
+/// counts, but the pause grows only if the provider asked for longer.
 pub async fn record_rate_limit(
     db: impl Acquire<'_, Database = Postgres>,
     provider: ProviderKind,
@@ -31,45 +43,70 @@ pub async fn record_rate_limit(
     message: &str,
 ) -> Result<DateTime<Utc>, sqlx::Error> {
     let mut tx = db.begin().await?;
-    // The row lock taken here serializes concurrent refusals of one provider.
-    let consecutive: i32 = sqlx::query_scalar(
-        "INSERT INTO provider_state AS s
-             (provider, consecutive_rate_limits, requests_total, rate_limited_total,
-              last_error_at, last_error, updated_at)
-         VALUES ($1, 1, 1, 1, coalesce($2::timestamptz, now()), $3, coalesce($2::timestamptz, now()))
-         ON CONFLICT (provider) DO UPDATE
-         SET consecutive_rate_limits = CASE
-                 WHEN s.cooldown_until > coalesce($2::timestamptz, now()) THEN s.consecutive_rate_limits
-                 ELSE s.consecutive_rate_limits + 1
-             END,
-             requests_total = s.requests_total + 1,
-             rate_limited_total = s.rate_limited_total + 1,
-             last_error_at = excluded.last_error_at,
-             last_error = excluded.last_error,
-             updated_at = excluded.updated_at
-         RETURNING consecutive_rate_limits",
+    sqlx::query("INSERT INTO provider_state (provider) VALUES ($1) ON CONFLICT DO NOTHING")
+        .bind(provider.as_str())
+        .execute(&mut *tx)
+        .await?;
+    // The row lock serializes concurrent refusals of one provider.
+    let (now, current, consecutive): (DateTime<Utc>, Option<DateTime<Utc>>, i32) = sqlx::query_as(
+        "SELECT coalesce($2::timestamptz, now()), cooldown_until, consecutive_rate_limits
+             FROM provider_state WHERE provider = $1 FOR UPDATE",
     )
     .bind(provider.as_str())
+    .bind(now)
+    .fetch_one(&mut *tx)
+    .await?;
+    let asked = retry_after.map(|wait| now + chrono_duration(wait));
+    let (consecutive, until) = match current.filter(|until| *until > now) {
+        // A request that left before the pause began: same streak.
+        Some(current) => (
+            consecutive,
+            asked.map_or(current, |asked| asked.max(current)),
+        ),
+        None => {
+            let n = consecutive.saturating_add(1);
+            let delay = backoff::rate_limit_delay(base, n.max(1) as u32, retry_after);
+            (n, now + chrono_duration(delay))
+        }
+    };
+    sqlx::query(
+        "UPDATE provider_state
+         SET consecutive_rate_limits = $2,
+             cooldown_until = $3,
+             requests_total = requests_total + 1,
+             rate_limited_total = rate_limited_total + 1,
+             last_error_at = $4,
+             last_error = $5,
+             updated_at = $4
+         WHERE provider = $1",
+    )
+    .bind(provider.as_str())
+    .bind(consecutive)
+    .bind(until)
     .bind(now)
     .bind(message)
-    .fetch_one(&mut *tx)
+    .execute(&mut *tx)
     .await?;
-    let delay = backoff::rate_limit_delay(base, consecutive.max(1) as u32, retry_after);
-    let until: DateTime<Utc> = sqlx::query_scalar(
-        "UPDATE provider_state
-         SET cooldown_until = greatest(cooldown_until,
-                                       coalesce($2::timestamptz, now()) + $3 * interval '1 millisecond')
-         WHERE provider = $1
-         RETURNING cooldown_until",
-    )
-    .bind(provider.as_str())
-    .bind(now)
-    .bind(millis(delay))
-    .fetch_one(&mut *tx)
-    .await?;
+    if Some(until) != current {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(COOLDOWNS_CHANNEL)
+            .bind(format!(
+                "{} {}",
+                provider.as_str(),
+                until.timestamp_millis()
+            ))
+            .execute(&mut *tx)
+            .await?;
+    }
     tx.commit().await?;
-    tracing::warn!(%provider, consecutive, %until, "provider rate limited; paused for every worker");
+    if Some(until) != current {
+        tracing::warn!(%provider, consecutive, %until, "provider rate limited; paused for every worker");
+    }
     Ok(until)
+}
+
+fn chrono_duration(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 
 /// Records a failed request that was not a rate limit.
@@ -137,20 +174,59 @@ pub async fn cooling_providers(
     .await
 }
 
-/// This process's copy of the cooldowns: refreshed from the database
-/// before every claim, and updated at once when a job here is refused.
-#[derive(Debug, Default)]
+/// This process's copy of the cooldowns: merged from the database before
+/// every claim and on every notification, set at once when a provider
+/// refuses a request here. It is the providers' [`SharedCooldown`]: every
+/// request checks it before and after waiting for its token.
+#[derive(Debug)]
 pub struct Cooldowns {
     until: Mutex<HashMap<ProviderKind, DateTime<Utc>>>,
+    /// The worker's clock, known from its first call.
+    clock: OnceLock<Clock>,
+    /// `RETRY_EXPONENTIAL_BASE`: the pause a refusal starts with.
+    base: Duration,
+    /// When the table was last read (process time).
+    refreshed: Mutex<Option<std::time::Instant>>,
 }
 
 impl Cooldowns {
-    pub fn replace(&self, cooling: Vec<(String, DateTime<Utc>)>) {
-        let fresh = cooling
-            .into_iter()
-            .filter_map(|(name, until)| Some((name.parse().ok()?, until)))
-            .collect();
-        *self.until.lock().expect("cooldowns") = fresh;
+    pub fn new(base: Duration) -> Self {
+        Self {
+            until: Mutex::new(HashMap::new()),
+            clock: OnceLock::new(),
+            base,
+            refreshed: Mutex::new(None),
+        }
+    }
+
+    /// Whether the table should be read again (not read within `every`);
+    /// if so, counts it as read now.
+    pub fn due_for_refresh(&self, every: Duration) -> bool {
+        let mut refreshed = self.refreshed.lock().expect("cooldowns");
+        let due = refreshed.is_none_or(|at| at.elapsed() >= every);
+        if due {
+            *refreshed = Some(std::time::Instant::now());
+        }
+        due
+    }
+
+    /// Binds the worker's clock (the first one given stays).
+    pub fn use_clock(&self, clock: &Clock) {
+        let _ = self.clock.set(clock.clone());
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.get().map_or_else(Utc::now, Clock::local)
+    }
+
+    /// Adds what the database says. A pause known here and not (yet)
+    /// there is kept: the refusal that set it is being recorded.
+    pub fn merge(&self, cooling: Vec<(String, DateTime<Utc>)>) {
+        for (name, until) in cooling {
+            if let Ok(provider) = name.parse() {
+                self.set(provider, until);
+            }
+        }
     }
 
     pub fn set(&self, provider: ProviderKind, until: DateTime<Utc>) {
@@ -168,4 +244,73 @@ impl Cooldowns {
         let map = self.until.lock().expect("cooldowns");
         map.get(&provider).copied().filter(|until| *until > now)
     }
+}
+
+impl SharedCooldown for Cooldowns {
+    fn cooling_left(&self, kind: ProviderKind) -> Option<Duration> {
+        let now = self.now();
+        let until = self.cooling_until(kind, now)?;
+        (until - now).to_std().ok()
+    }
+
+    fn refused(&self, kind: ProviderKind, retry_after: Option<Duration>) {
+        let wait = backoff::rate_limit_delay(self.base, 1, retry_after);
+        self.set(kind, self.now() + chrono_duration(wait));
+    }
+}
+
+/// Keeps `cooldowns` current from [`COOLDOWNS_CHANNEL`] until cancelled,
+/// re-reading the table after every (re)connect for what it missed.
+pub async fn watch(pool: PgPool, cooldowns: Arc<Cooldowns>, cancel: CancellationToken) {
+    let mut backoff = Duration::from_millis(100);
+    while !cancel.is_cancelled() {
+        let connected = async {
+            let mut listener = PgListener::connect_with(&listener::dedicated(&pool)).await?;
+            listener.listen(COOLDOWNS_CHANNEL).await?;
+            cooldowns
+                .merge(cooling_providers(&pool, cooldowns.clock.get().and_then(Clock::sql)).await?);
+            Ok::<_, sqlx::Error>(listener)
+        };
+        let mut listener = tokio::select! {
+            _ = cancel.cancelled() => return,
+            connected = connected => match connected {
+                Ok(listener) => listener,
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in = ?backoff, "cannot watch provider cooldowns; retrying");
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    continue;
+                }
+            },
+        };
+        backoff = Duration::from_millis(100);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                received = listener.try_recv() => match received {
+                    Ok(Some(note)) => {
+                        if let Some((provider, until)) = parse_note(note.payload()) {
+                            cooldowns.set(provider, until);
+                        }
+                    }
+                    Ok(None) | Err(_) => {
+                        tracing::warn!("cooldown LISTEN connection lost; reconnecting");
+                        break;
+                    }
+                },
+            }
+        }
+    }
+}
+
+/// `yahoo 1767225600000` → (Yahoo, that instant).
+fn parse_note(payload: &str) -> Option<(ProviderKind, DateTime<Utc>)> {
+    let (name, millis) = payload.split_once(' ')?;
+    Some((
+        name.parse().ok()?,
+        DateTime::from_timestamp_millis(millis.parse().ok()?)?,
+    ))
 }

@@ -21,41 +21,38 @@
 //! Tests drive [`Worker::process_next`] (claim, run, write one batch)
 //! instead of the loop, so they never sleep.
 
+mod body;
+mod completer;
+mod dispatch;
+mod leases;
+
 use std::collections::HashMap;
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::FutureExt;
 use sqlx::PgPool;
-use tokio::sync::{Notify, Semaphore, mpsc};
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::claim::{claim_jobs, next_due_in};
 use super::store::Partitions;
-use super::transitions::{Finished, Written, finish_jobs, renew_leases};
-use super::{
-    ChainFilter, ClaimedJob, Clock, Completion, JobId, Outcome, WorkerId, backoff, cooldown, reaper,
-};
+use super::transitions::{Finished, Written};
+use super::{ChainFilter, ClaimedJob, Clock, Completion, JobId, Outcome, WorkerId, reaper};
 use crate::config::Settings;
-use crate::db::{Fault, fault};
 use crate::events::{JOBS_CHANNEL, listener};
-use crate::providers::ProviderKind;
+use completer::completer;
+use dispatch::dispatch;
+use leases::{HeldJobs, describe_held, heartbeat};
 
-/// Outcomes written per transaction, at most.
-const MAX_FLUSH: usize = 512;
-
-/// Batches of outcomes written at once when they store bars: that write is
-/// mostly the database inserting rows, and a second connection keeps
-/// another core busy meanwhile (≈500 → ≈800 real jobs/s on two cores).
-const FLUSH_LANES: usize = 2;
-
-/// How long a claim waits for more free slots once one is free.
-const BATCH_WAIT: Duration = Duration::from_millis(2);
+/// On shutdown, after the grace period, how long the last outcomes and the
+/// hand-back of unfinished jobs may take. Bounded, so that a database that
+/// went away cannot hold the process (each write would otherwise wait out
+/// the pool's acquire timeout, five times over); what is not written comes
+/// back through the reaper when its lease runs out.
+pub const FINAL_WRITES: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -121,6 +118,12 @@ pub trait JobBody: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Runs beside the worker loop until `cancel` (e.g. to watch the
+    /// providers' cooldowns).
+    async fn background(&self, cancel: CancellationToken) {
+        let _ = cancel;
+    }
+
     /// Runs one job. Never fails: every ending is an [`Outcome`].
     async fn run(&self, job: &ClaimedJob, clock: &Clock) -> Outcome;
 }
@@ -177,7 +180,7 @@ struct Inner<B> {
     body: B,
     chains: ChainFilter,
     clock: Clock,
-    held: Mutex<HashMap<JobId, ClaimedJob>>,
+    held: HeldJobs,
     partitions: Partitions,
     stats: Stats,
 }
@@ -228,7 +231,13 @@ impl<B: JobBody> Worker<B> {
         self.inner.finish(&finished).await
     }
 
-    /// Renews the leases of every job held; returns those renewed.
+    /// The jobs this worker holds right now, for a log line.
+    pub fn in_progress(&self) -> String {
+        describe_held(&self.inner.held)
+    }
+
+    /// Renews the leases of every job held and cancels the bodies of those
+    /// whose lease was lost; returns those renewed.
     pub async fn heartbeat(&self) -> Result<Vec<JobId>, sqlx::Error> {
         self.inner.renew().await
     }
@@ -270,6 +279,10 @@ impl<B: JobBody> Worker<B> {
             helpers.clone(),
         ));
         aux.spawn(heartbeat(inner.clone(), helpers.clone()));
+        {
+            let (inner, stop) = (inner.clone(), helpers.clone());
+            aux.spawn(async move { inner.body.background(stop).await });
+        }
         aux.spawn(reaper::run(
             inner.pool.clone(),
             inner.clock.clone(),
@@ -296,440 +309,21 @@ impl<B: JobBody> Worker<B> {
         }
         // The job tasks held the last senders: the completer writes what
         // they sent and ends.
-        let _ = completer.await;
-        inner.release_held().await;
+        let stop_writing = completer.abort_handle();
+        let last_writes = async {
+            let _ = completer.await;
+            inner.release_held().await;
+        };
+        if tokio::time::timeout(FINAL_WRITES, last_writes)
+            .await
+            .is_err()
+        {
+            tracing::error!(worker.id = %inner.id, in_progress = %describe_held(&inner.held),
+                "could not write the last outcomes in time; the reaper returns these jobs when their lease runs out");
+            stop_writing.abort();
+        }
         helpers.cancel();
         while aux.join_next().await.is_some() {}
         tracing::info!(worker.id = %inner.id, "backfill worker stopped");
-    }
-}
-
-/// The claiming loop. Returns the job tasks still running at cancellation.
-async fn dispatch<B: JobBody>(
-    inner: &Arc<Inner<B>>,
-    wake: &Notify,
-    done: mpsc::Sender<Finished>,
-    cancel: &CancellationToken,
-) -> JoinSet<()> {
-    let config = &inner.config;
-    let slots = Arc::new(Semaphore::new(config.concurrency));
-    // Claim once a whole batch of slots is free, or BATCH_WAIT after the first.
-    let low_water = (config.batch_size as usize).min(config.concurrency) as u32;
-    let mut running = JoinSet::new();
-    let mut backoff = Duration::from_millis(100);
-    while !cancel.is_cancelled() {
-        while let Some(ended) = running.try_join_next() {
-            if let Err(e) = ended {
-                tracing::error!(error = %e, "job task ended abnormally");
-            }
-        }
-        tokio::select! {
-            _ = cancel.cancelled() => break,
-            slot = slots.acquire() => drop(slot),
-        }
-        if (slots.available_permits() as u32) < low_water {
-            // Under load, give a few more slots a moment to free up, so
-            // claims stay batched; never wait on them for long, or a few
-            // long jobs would idle the free slots.
-            let _ = tokio::time::timeout(BATCH_WAIT, slots.acquire_many(low_water)).await;
-        }
-        let want = (slots.available_permits() as u32).min(config.batch_size);
-        let jobs = match inner.claim(want).await {
-            Ok(jobs) => {
-                backoff = Duration::from_millis(100);
-                jobs
-            }
-            Err(e) => {
-                tracing::error!(error = %e, retry_in = ?backoff, "claim failed");
-                tokio::select! {
-                    _ = cancel.cancelled() => break,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(30));
-                continue;
-            }
-        };
-        let claimed = jobs.len() as u32;
-        for job in jobs {
-            // Only this loop takes slots, and it claimed no more than were free.
-            let slot = slots
-                .clone()
-                .try_acquire_owned()
-                .expect("a free slot per claimed job");
-            let (inner, done) = (inner.clone(), done.clone());
-            running.spawn(async move {
-                let outcome = inner.run_body(&job).await;
-                // The slot is free once the completer has the result, so a
-                // lagging completer slows claims instead of piling up jobs.
-                let _ = done.send(Finished { job, outcome }).await;
-                drop(slot);
-            });
-        }
-        if claimed == want {
-            continue; // more may be due
-        }
-        let pause = match next_due_in(&inner.pool, inner.clock.sql()).await {
-            Ok(Some(due)) => due.min(config.poll_interval),
-            _ => config.poll_interval,
-        };
-        tokio::select! {
-            _ = cancel.cancelled() => break,
-            _ = wake.notified() => {}
-            _ = tokio::time::sleep(pause) => {}
-        }
-    }
-    running
-}
-
-/// Writes outcomes as they arrive, batching whatever queued up meanwhile,
-/// with up to [`FLUSH_LANES`] batches being written at once.
-async fn completer<B: JobBody>(inner: Arc<Inner<B>>, mut results: mpsc::Receiver<Finished>) {
-    let lanes = Arc::new(Semaphore::new(FLUSH_LANES));
-    let mut writing = JoinSet::new();
-    loop {
-        let lane = lanes
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("lanes stay open");
-        let mut batch = Vec::with_capacity(MAX_FLUSH);
-        if results.recv_many(&mut batch, MAX_FLUSH).await == 0 {
-            break;
-        }
-        if !stores_bars(&batch) {
-            // A status-only write is one cheap statement: one at a time, so
-            // it never competes with the claims for the database.
-            while writing.join_next().await.is_some() {}
-        }
-        // While another batch is being written, gather a full one before
-        // starting the next: small writes side by side cost more than they
-        // save.
-        let full = inner.config.batch_size as usize;
-        while !writing.is_empty() && batch.len() < full {
-            let room = MAX_FLUSH - batch.len();
-            tokio::select! {
-                got = results.recv_many(&mut batch, room) => if got == 0 { break },
-                _ = writing.join_next() => break,
-            }
-        }
-        let inner = inner.clone();
-        writing.spawn(async move {
-            inner.flush(batch).await;
-            drop(lane);
-        });
-        while writing.try_join_next().is_some() {}
-    }
-    while writing.join_next().await.is_some() {}
-}
-
-/// Whether writing `batch` takes more than status changes.
-fn stores_bars(batch: &[Finished]) -> bool {
-    batch
-        .iter()
-        .any(|f| matches!(&f.outcome, Outcome::Complete(c) if c.stores_anything()))
-}
-
-/// Renews held leases every third of a lease until stopped.
-async fn heartbeat<B: JobBody>(inner: Arc<Inner<B>>, stop: CancellationToken) {
-    let every = inner.config.lease / 3;
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(every) => {}
-        }
-        if let Err(e) = inner.renew().await {
-            tracing::warn!(error = %e, "could not renew job leases; retrying next beat");
-        }
-    }
-}
-
-impl<B: JobBody> Inner<B> {
-    async fn claim(&self, limit: u32) -> Result<Vec<ClaimedJob>, WorkerError> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        self.body
-            .before_claim(&self.clock)
-            .await
-            .map_err(WorkerError::Claim)?;
-        let jobs = claim_jobs(
-            &self.pool,
-            self.id,
-            self.clock.sql(),
-            limit,
-            self.config.lease,
-            &self.chains,
-        )
-        .await
-        .map_err(WorkerError::Claim)?;
-        if !jobs.is_empty() {
-            let mut held = self.held.lock().expect("held jobs");
-            held.extend(jobs.iter().map(|j| (j.id, j.clone())));
-            self.stats
-                .claimed
-                .fetch_add(jobs.len() as u64, Ordering::Relaxed);
-        }
-        Ok(jobs)
-    }
-
-    async fn run_body(&self, job: &ClaimedJob) -> Outcome {
-        let deadline = self.config.job_deadline();
-        let run = AssertUnwindSafe(self.body.run(job, &self.clock)).catch_unwind();
-        let failure = match tokio::time::timeout(deadline, run).await {
-            Ok(Ok(outcome)) => return outcome,
-            Ok(Err(panic)) => {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".to_owned());
-                format!("the job crashed the worker task ({what})")
-            }
-            Err(_) => format!(
-                "the job ran longer than {}",
-                humantime::format_duration(deadline)
-            ),
-        };
-        tracing::error!(job.id = %job.id, asset.id = job.asset.id, reason = %failure, "job body failed");
-        Outcome::Retry {
-            after: backoff::transient_delay(
-                self.config.retry_base,
-                job.attempts.max(1) as u32,
-                rand::random(),
-            ),
-            reason: failure,
-            provider: None,
-        }
-    }
-
-    async fn renew(&self) -> Result<Vec<JobId>, sqlx::Error> {
-        let held: Vec<(JobId, i32)> = {
-            let held = self.held.lock().expect("held jobs");
-            held.values().map(|j| (j.id, j.attempts)).collect()
-        };
-        renew_leases(
-            &self.pool,
-            self.id,
-            self.clock.sql(),
-            self.config.lease,
-            &held,
-        )
-        .await
-    }
-
-    /// One transaction for the whole batch. Anything but a refusal of the
-    /// data (a deadlock, a lost connection, a restart, a lock timeout) is
-    /// retried with backoff for up to half a lease: the jobs stay held and
-    /// renewed meanwhile, so a database restart costs no fetched work.
-    async fn finish(&self, finished: &[Finished]) -> Result<Written, WorkerError> {
-        let completions: Vec<&Completion> = finished
-            .iter()
-            .filter_map(|f| match &f.outcome {
-                Outcome::Complete(c) => Some(c),
-                _ => None,
-            })
-            .collect();
-        let mut pause = Duration::from_millis(50);
-        let give_up_at = tokio::time::Instant::now() + self.config.lease / 2;
-        let written = loop {
-            let attempt = async {
-                if !completions.iter().any(|c| c.stores_anything()) {
-                    // Status changes only: one statement, no transaction.
-                    let mut conn = self.pool.acquire().await?;
-                    return finish_jobs(&mut conn, self.id, self.clock.sql(), finished).await;
-                }
-                self.partitions.ensure(&self.pool, &completions).await?;
-                let mut tx = self.pool.begin().await?;
-                let written = finish_jobs(&mut tx, self.id, self.clock.sql(), finished).await?;
-                tx.commit().await?;
-                Ok::<_, sqlx::Error>(written)
-            };
-            match attempt.await {
-                Ok(written) => break written,
-                Err(e)
-                    if fault(&e) != Fault::Data
-                        && tokio::time::Instant::now() + pause < give_up_at =>
-                {
-                    tracing::warn!(error = %e, jobs = finished.len(), retry_in = ?pause,
-                        "writing job outcomes failed; retrying");
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_secs(2));
-                }
-                Err(source) => {
-                    return Err(WorkerError::Finish {
-                        jobs: finished.len(),
-                        source,
-                    });
-                }
-            }
-        };
-        self.after_write(finished, &written).await;
-        Ok(written)
-    }
-
-    /// Writes a batch; a batch the database rejects is written job by job,
-    /// and a job whose result cannot be stored fails with the reason.
-    async fn flush(&self, mut finished: Vec<Finished>) {
-        // Bars are written at most a batch of jobs per transaction, which
-        // bounds the memory a write takes (and the time it holds locks).
-        let most = self.config.batch_size as usize;
-        if finished.len() > most && stores_bars(&finished) {
-            while !finished.is_empty() {
-                let rest = finished.split_off(most.min(finished.len()));
-                Box::pin(self.flush(finished)).await;
-                finished = rest;
-            }
-            return;
-        }
-        match self.finish(&finished).await {
-            Ok(_) => {}
-            // Only a refusal about the data is the job's fault. A deadlock
-            // that outlasted the retries or a server going away is not:
-            // give up, and the reaper queues the job again.
-            Err(WorkerError::Finish { source, .. }) if fault(&source) == Fault::Data => {
-                if finished.len() > 1 {
-                    for one in finished {
-                        Box::pin(self.flush(vec![one])).await;
-                    }
-                    return;
-                }
-                let Some(mut one) = finished.into_iter().next() else {
-                    return;
-                };
-                let provider = match &one.outcome {
-                    Outcome::Complete(c) => c.provider,
-                    _ => None,
-                };
-                one.outcome = Outcome::Fail {
-                    reason: format!("the database refused to store this job's result: {source}"),
-                    provider,
-                };
-                if let Err(e) = self.finish(std::slice::from_ref(&one)).await {
-                    self.give_up(&[one], &e);
-                }
-            }
-            Err(e) => self.give_up(&finished, &e),
-        }
-    }
-
-    /// Stops renewing jobs whose outcome could not be written: their lease
-    /// runs out and the reaper queues them again.
-    fn give_up(&self, finished: &[Finished], e: &WorkerError) {
-        tracing::error!(error = %e, jobs = finished.len(),
-            "giving up on recording these outcomes; the jobs return to the queue when their lease expires");
-        release_held(&self.held, finished);
-    }
-
-    /// Bookkeeping once a batch is committed: counters, logs, provider
-    /// successes.
-    async fn after_write(&self, finished: &[Finished], written: &Written) {
-        {
-            release_held(&self.held, finished);
-        }
-        let mut served: HashMap<ProviderKind, i64> = HashMap::new();
-        for f in finished {
-            if written.refused.contains(&f.job.id) {
-                self.stats.refused.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(job.id = %f.job.id, asset.id = f.job.asset.id,
-                    "lease lost before the job finished; another worker owns it now, result discarded");
-                continue;
-            }
-            let counter = match &f.outcome {
-                Outcome::Complete(c) => {
-                    if let Some(p) = c.provider {
-                        *served.entry(p).or_default() += 1;
-                    }
-                    tracing::debug!(job.id = %f.job.id, asset.id = f.job.asset.id,
-                        bars = c.bar_count(), rejected = c.rejected_count(), "job completed");
-                    &self.stats.completed
-                }
-                Outcome::Retry { reason, .. } if f.job.attempts < f.job.max_attempts => {
-                    tracing::warn!(job.id = %f.job.id, asset.id = f.job.asset.id, %reason,
-                        attempt = f.job.attempts, "job will be retried");
-                    &self.stats.retried
-                }
-                Outcome::Retry { reason, .. } | Outcome::Fail { reason, .. } => {
-                    tracing::error!(job.id = %f.job.id, asset.id = f.job.asset.id, %reason, "job failed");
-                    &self.stats.failed
-                }
-                Outcome::Snooze { until, .. } => {
-                    tracing::info!(job.id = %f.job.id, asset.id = f.job.asset.id, %until,
-                        "job waits for a provider cooldown");
-                    &self.stats.snoozed
-                }
-                Outcome::Release { reason } => {
-                    tracing::info!(job.id = %f.job.id, asset.id = f.job.asset.id, %reason,
-                        "job handed back to the queue");
-                    &self.stats.released
-                }
-                Outcome::Cancel { reason } => {
-                    tracing::info!(job.id = %f.job.id, asset.id = f.job.asset.id, %reason,
-                        "job cancelled");
-                    &self.stats.cancelled
-                }
-            };
-            counter.fetch_add(1, Ordering::Relaxed);
-        }
-        for (provider, n) in served {
-            if let Err(e) =
-                cooldown::record_success(&self.pool, provider, self.clock.sql(), n).await
-            {
-                tracing::warn!(%provider, error = %e, "could not record provider successes");
-            }
-        }
-    }
-
-    /// Hands every job still held back to the queue (shutdown).
-    async fn release_held(&self) {
-        let held: Vec<ClaimedJob> = {
-            let held = self.held.lock().expect("held jobs");
-            held.values().cloned().collect()
-        };
-        if held.is_empty() {
-            return;
-        }
-        let reason = format!(
-            "handed back unfinished when worker {} shut down; the attempt does not count",
-            self.id
-        );
-        let finished: Vec<Finished> = held
-            .into_iter()
-            .map(|job| Finished {
-                job,
-                outcome: Outcome::Release {
-                    reason: reason.clone(),
-                },
-            })
-            .collect();
-        match self.finish(&finished).await {
-            Ok(written) => {
-                // Wake other workers: these jobs are due again.
-                let _ = sqlx::query("SELECT pg_notify($1, 'released')")
-                    .bind(JOBS_CHANNEL)
-                    .execute(&self.pool)
-                    .await;
-                tracing::info!(
-                    jobs = written.applied.len(),
-                    "released unfinished jobs to the queue"
-                );
-            }
-            Err(e) => tracing::error!(error = %e, jobs = finished.len(),
-                "could not release unfinished jobs; the reaper returns them when their lease expires"),
-        }
-    }
-}
-
-/// Stops renewing these jobs' leases. Only the attempt that finished is let
-/// go: if the reaper handed a job back and this worker claimed it again, the
-/// newer claim keeps its entry (and its heartbeat).
-fn release_held(held: &Mutex<HashMap<JobId, ClaimedJob>>, finished: &[Finished]) {
-    let mut held = held.lock().expect("held jobs");
-    for f in finished {
-        if held
-            .get(&f.job.id)
-            .is_some_and(|j| j.attempts == f.job.attempts)
-        {
-            held.remove(&f.job.id);
-        }
     }
 }

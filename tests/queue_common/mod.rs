@@ -34,6 +34,13 @@ pub fn settings(server: &str, args: &[&str]) -> Settings {
         "--binance-rate=100000/min".to_owned(),
         "--coingecko-rate=100000/min".to_owned(),
     ];
+    // A rate given in `args` replaces the default above.
+    argv.retain(|a| {
+        !a.starts_with("--")
+            || !args
+                .iter()
+                .any(|given| given.split('=').next() == a.split('=').next())
+    });
     argv.extend(args.iter().map(|a| a.to_string()));
     Cli::try_parse_from(argv).expect("test settings").settings
 }

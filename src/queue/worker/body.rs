@@ -1,0 +1,58 @@
+//! Runs one job body, bounded in time; a panic or an overrun becomes a
+//! transient failure instead of taking the worker down, and a body whose
+//! lease the heartbeat found lost is dropped on the spot.
+
+use std::panic::AssertUnwindSafe;
+
+use futures::FutureExt;
+
+use super::super::{ClaimedJob, Outcome, backoff};
+use super::{Inner, JobBody};
+
+impl<B: JobBody> Inner<B> {
+    pub(super) async fn run_body(&self, job: &ClaimedJob) -> Outcome {
+        let deadline = self.config.job_deadline();
+        let lost = {
+            let held = self.held.lock().expect("held jobs");
+            held.get(&job.id)
+                .filter(|h| h.job.attempts == job.attempts)
+                .map(|h| h.lost.clone())
+                .unwrap_or_default()
+        };
+        let run = AssertUnwindSafe(self.body.run(job, &self.clock)).catch_unwind();
+        let bounded = tokio::time::timeout(deadline, run);
+        let ran = tokio::select! {
+            ran = bounded => ran,
+            // Another worker owns the job now; the write of this outcome
+            // is refused by the lease guard, it only has to say why.
+            _ = lost.cancelled() => return Outcome::Release {
+                reason: "the lease was lost while the job ran; another worker owns it".to_owned(),
+            },
+        };
+        let failure = match ran {
+            Ok(Ok(outcome)) => return outcome,
+            Ok(Err(panic)) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".to_owned());
+                format!("the job crashed the worker task ({what})")
+            }
+            Err(_) => format!(
+                "the job ran longer than {}",
+                humantime::format_duration(deadline)
+            ),
+        };
+        tracing::error!(job.id = %job.id, asset.id = job.asset.id, reason = %failure, "job body failed");
+        Outcome::Retry {
+            after: backoff::transient_delay(
+                self.config.retry_base,
+                job.attempts.max(1) as u32,
+                rand::random(),
+            ),
+            reason: failure,
+            provider: None,
+        }
+    }
+}
