@@ -359,6 +359,50 @@ async fn several_points_on_one_date_are_refused_as_not_a_daily_series() {
 }
 
 #[tokio::test]
+async fn a_date_stored_under_another_timestamp_keeps_one_daily_bar() {
+    let db = test_db().await;
+    let server = MockServer::start().await;
+    let asset = insert_asset(&db.pool, stock("LIVE")).await;
+    let days = march();
+    let worker = backfill_worker(&db.pool, &settings(&server.uri(), &[]), Clock::Database);
+    // First fetched with the last day stamped at its last trade (20:59Z),
+    // as Yahoo does for the live bar when it sends no session times.
+    let mut body = yahoo_chart("LIVE", &days, &series(days.len()));
+    let last = days.len() - 1;
+    let live = days[last]
+        .and_hms_opt(20, 59, 0)
+        .unwrap()
+        .and_utc()
+        .timestamp();
+    body["chart"]["result"][0]["timestamp"][last] = json!(live);
+    answer(&server, "/v8/finance/chart/LIVE", ok_json(body)).await;
+    insert_job(&db.pool, asset, days[0], days[last]).await;
+    worker.process_next().await.unwrap();
+    // Re-fetched later: the same date at the session open.
+    server.reset().await;
+    answer(
+        &server,
+        "/v8/finance/chart/LIVE",
+        ok_json(yahoo_chart("LIVE", &days, &series(days.len()))),
+    )
+    .await;
+    insert_job(&db.pool, asset, days[0], days[last]).await;
+    worker.process_next().await.unwrap();
+
+    let per_date: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT (ts AT TIME ZONE 'America/New_York')::date::text, count(*)
+         FROM asset_prices GROUP BY 1 HAVING count(*) > 1",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(per_date, [], "one daily bar per trading date");
+    let bars = stored(&db.pool).await;
+    assert_eq!(bars.len(), days.len());
+    assert_eq!(bars[last].0.to_rfc3339(), "2024-03-15T14:30:00+00:00");
+}
+
+#[tokio::test]
 async fn binance_candles_several_a_day_are_refused_as_not_a_daily_series() {
     let db = test_db().await;
     let server = MockServer::start().await;
