@@ -185,10 +185,13 @@ async fn an_unknown_mic_is_refused_when_the_host_writes_it() {
     assert_eq!(db_err.constraint(), Some("assets_exchange_known"));
 }
 
+/// mic, name, yahoo_suffix, country, currency
+type ExchangeRow = (String, String, String, Option<String>, Option<String>);
+
 #[tokio::test]
 async fn the_exchanges_table_is_the_codes_table() {
     let db = test_db().await;
-    let rows: Vec<(String, String, String, Option<String>, Option<String>)> = sqlx::query_as(
+    let rows: Vec<ExchangeRow> = sqlx::query_as(
         "SELECT mic, name, yahoo_suffix, country, currency FROM exchanges ORDER BY mic",
     )
     .fetch_all(&db.pool)
@@ -350,6 +353,84 @@ async fn several_points_on_one_date_are_refused_as_not_a_daily_series() {
         message.contains(
             "not a daily series: 5 dates carry several bars (first: 2024-03-04 with 3 bars"
         ),
+        "{message}"
+    );
+    assert!(stored(&db.pool).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_date_stored_under_another_timestamp_keeps_one_daily_bar() {
+    let db = test_db().await;
+    let server = MockServer::start().await;
+    let asset = insert_asset(&db.pool, stock("LIVE")).await;
+    let days = march();
+    let worker = backfill_worker(&db.pool, &settings(&server.uri(), &[]), Clock::Database);
+    // First fetched with the last day stamped at its last trade (20:59Z),
+    // as Yahoo does for the live bar when it sends no session times.
+    let mut body = yahoo_chart("LIVE", &days, &series(days.len()));
+    let last = days.len() - 1;
+    let live = days[last]
+        .and_hms_opt(20, 59, 0)
+        .unwrap()
+        .and_utc()
+        .timestamp();
+    body["chart"]["result"][0]["timestamp"][last] = json!(live);
+    answer(&server, "/v8/finance/chart/LIVE", ok_json(body)).await;
+    insert_job(&db.pool, asset, days[0], days[last]).await;
+    worker.process_next().await.unwrap();
+    // Re-fetched later: the same date at the session open.
+    server.reset().await;
+    answer(
+        &server,
+        "/v8/finance/chart/LIVE",
+        ok_json(yahoo_chart("LIVE", &days, &series(days.len()))),
+    )
+    .await;
+    insert_job(&db.pool, asset, days[0], days[last]).await;
+    worker.process_next().await.unwrap();
+
+    let per_date: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT (ts AT TIME ZONE 'America/New_York')::date::text, count(*)
+         FROM asset_prices GROUP BY 1 HAVING count(*) > 1",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(per_date, [], "one daily bar per trading date");
+    let bars = stored(&db.pool).await;
+    assert_eq!(bars.len(), days.len());
+    assert_eq!(bars[last].0.to_rfc3339(), "2024-03-15T14:30:00+00:00");
+}
+
+#[tokio::test]
+async fn binance_candles_several_a_day_are_refused_as_not_a_daily_series() {
+    let db = test_db().await;
+    let server = MockServer::start().await;
+    // Hourly candles served for a daily request: shift every other row's
+    // open time by an hour onto the previous row's day.
+    let days = days_between("2024-03-01", "2024-03-10");
+    let mut rows = binance_klines(&days);
+    for (i, row) in rows.as_array_mut().unwrap().iter_mut().enumerate() {
+        if i % 2 == 1 {
+            let prev_day = row[0].as_i64().unwrap() - 86_400_000 + 3_600_000;
+            row[0] = json!(prev_day);
+        }
+    }
+    answer(&server, "/api/v3/klines", ok_json(rows)).await;
+    let asset = insert_asset(&db.pool, crypto("HRLY", Some("HRLYUSDT"), None)).await;
+    let id = insert_job(&db.pool, asset, date("2024-03-01"), date("2024-03-10")).await;
+    let worker = backfill_worker(
+        &db.pool,
+        &settings(&server.uri(), &["--crypto-chain=binance"]),
+        Clock::Database,
+    );
+    worker.process_next().await.unwrap();
+    let row = job(&db.pool, id).await;
+    assert_eq!(row.status, "failed");
+    let message = row.error_message.unwrap();
+    assert!(
+        message
+            .contains("binance HRLYUSDT: bad data: not a daily series: 5 dates carry several bars"),
         "{message}"
     );
     assert!(stored(&db.pool).await.is_empty());

@@ -15,6 +15,7 @@ use crate::providers::{Bar, CorporateEvent};
 
 const UPSERT_PRICES: &str = include_str!("../../sql/queue_upsert_prices.sql");
 const STORE_ACTIONS: &str = include_str!("../../sql/queue_store_actions.sql");
+const REPLACE_DAILY: &str = include_str!("../../sql/queue_replace_daily.sql");
 
 /// Stores the bars of completed jobs with one `INSERT … SELECT FROM unnest
 /// … ON CONFLICT DO UPDATE`. A bar already stored with the same values is
@@ -53,6 +54,7 @@ pub async fn upsert_prices(
                 .join(","),
         );
     }
+    replace_same_dates(&mut *tx, &cols).await?;
     sqlx::query(UPSERT_PRICES)
         .bind(cols.asset_id)
         .bind(cols.interval)
@@ -69,6 +71,28 @@ pub async fn upsert_prices(
         .execute(&mut *tx)
         .await?;
     Ok(n)
+}
+
+/// Deletes stored daily bars that share a trading date with an incoming
+/// bar at another instant (see `sql/queue_replace_daily.sql`): the key is
+/// the bar start, but a daily series has one bar per date.
+async fn replace_same_dates(tx: &mut PgConnection, cols: &Columns<'_>) -> Result<(), sqlx::Error> {
+    let (asset_id, ts): (Vec<i64>, Vec<DateTime<Utc>>) = cols
+        .interval
+        .iter()
+        .zip(cols.asset_id.iter().zip(&cols.ts))
+        .filter(|(interval, _)| **interval == "1d")
+        .map(|(_, (asset, ts))| (*asset, *ts))
+        .unzip();
+    if asset_id.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(REPLACE_DAILY)
+        .bind(asset_id)
+        .bind(ts)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
 }
 
 /// `asset_prices`' key: asset, interval, bar start.
