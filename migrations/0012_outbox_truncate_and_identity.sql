@@ -28,7 +28,9 @@ begin
          old_portfolio_id, old_asset_id, old_side, old_quantity, old_executed_at)
     select 'delete', id, portfolio_id, asset_id, side, quantity, executed_at
     from portfolio_transactions;
-    perform pg_notify('pricekeeper_events', 'truncate');
+    -- The payload is only a wake-up; the same one again in this
+    -- transaction adds nothing.
+    perform pg_notify('pricekeeper_events', 'changed');
     return null;
 end
 $$;
@@ -39,8 +41,6 @@ create trigger portfolio_transactions_truncate_events
 
 create function assets_emit_identity_event() returns trigger
 language plpgsql as $$
-declare
-    event_id bigint;
 begin
     insert into portfolio_events (op, new_asset_id, detail)
     values ('reidentify', new.id,
@@ -58,21 +58,24 @@ begin
                 case when old.binance_symbol is distinct from new.binance_symbol
                      then format('binance_symbol %s → %s', old.binance_symbol, new.binance_symbol) end,
                 case when old.coingecko_id is distinct from new.coingecko_id
-                     then format('coingecko_id %s → %s', old.coingecko_id, new.coingecko_id) end))
-    returning id into event_id;
-    perform pg_notify('pricekeeper_events', event_id::text);
+                     then format('coingecko_id %s → %s', old.coingecko_id, new.coingecko_id) end));
+    perform pg_notify('pricekeeper_events', 'changed');
     return null;
 end
+$$;
+
+-- What names the instrument to the providers, as the catalog rules compare
+-- it: case and surrounding spaces, or '' for "none", are not a change (so
+-- normalising a legacy lowercase row does not drop its history).
+create function asset_identity(a assets) returns text[]
+language sql immutable parallel safe as $$
+    select array[upper(btrim(a.symbol)), a.asset_type::text, upper(btrim(a.exchange)),
+                 nullif(upper(btrim(a.currency)), ''), nullif(upper(btrim(a.yahoo_symbol)), ''),
+                 nullif(upper(btrim(a.binance_symbol)), ''), nullif(lower(btrim(a.coingecko_id)), '')]
 $$;
 
 create trigger assets_identity_event
     after update on assets
     for each row
-    when (old.symbol is distinct from new.symbol
-          or old.asset_type is distinct from new.asset_type
-          or old.exchange is distinct from new.exchange
-          or old.currency is distinct from new.currency
-          or old.yahoo_symbol is distinct from new.yahoo_symbol
-          or old.binance_symbol is distinct from new.binance_symbol
-          or old.coingecko_id is distinct from new.coingecko_id)
+    when (asset_identity(old) is distinct from asset_identity(new))
     execute function assets_emit_identity_event();

@@ -379,3 +379,39 @@ async fn a_result_fetched_under_an_identity_changed_meanwhile_is_not_stored() {
     );
     assert!(row.error_message.unwrap().contains("identity changed"));
 }
+
+#[tokio::test]
+async fn normalising_a_legacy_lowercase_asset_is_not_an_identity_change() {
+    let db = test_db().await;
+    // A row written before the catalog rules upper-cased symbols.
+    sqlx::query("ALTER TABLE assets DISABLE TRIGGER assets_normalize")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let asset = insert_asset(
+        &db.pool,
+        NewAsset {
+            currency: Some(" usd"),
+            ..stock("legacy")
+        },
+    )
+    .await;
+    sqlx::query("ALTER TABLE assets ENABLE TRIGGER assets_normalize")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE assets SET name = 'Legacy Inc.' WHERE id = $1")
+        .bind(asset)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let (symbol, events): (String, i64) = sqlx::query_as(
+        "SELECT (SELECT symbol FROM assets WHERE id = $1),
+                (SELECT count(*) FROM portfolio_events WHERE op = 'reidentify')",
+    )
+    .bind(asset)
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!((symbol.as_str(), events), ("LEGACY", 0));
+}

@@ -31,26 +31,26 @@ pub struct Asset {
 
 impl Asset {
     /// Whether `other` names the same instrument to the providers: a
-    /// change of any of these makes stored bars another series (see
-    /// migration 0012, `assets_identity_event`).
+    /// change of any of these makes stored bars another series. Compared
+    /// as the SQL twin `asset_identity` (migration 0012) does: case,
+    /// surrounding spaces and '' for "none" are no change.
     pub fn same_identity(&self, other: &Asset) -> bool {
-        (
-            &self.symbol,
-            self.asset_type,
-            &self.exchange,
-            &self.currency,
-            &self.yahoo_symbol,
-            &self.binance_symbol,
-            &self.coingecko_id,
-        ) == (
-            &other.symbol,
-            other.asset_type,
-            &other.exchange,
-            &other.currency,
-            &other.yahoo_symbol,
-            &other.binance_symbol,
-            &other.coingecko_id,
-        )
+        fn norm(s: Option<&str>) -> Option<String> {
+            s.map(|s| s.trim().to_ascii_uppercase())
+                .filter(|s| !s.is_empty())
+        }
+        let key = |a: &Asset| {
+            (
+                norm(Some(&a.symbol)),
+                a.asset_type,
+                norm(Some(&a.exchange)),
+                norm(a.currency.as_deref()),
+                norm(a.yahoo_symbol.as_deref()),
+                norm(a.binance_symbol.as_deref()),
+                norm(a.coingecko_id.as_deref()),
+            )
+        };
+        key(self) == key(other)
     }
 }
 

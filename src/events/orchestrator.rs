@@ -69,7 +69,9 @@ impl Orchestrator {
             // A panic that escapes the per-event isolation (e.g. while
             // claiming) is reported and retried, never a crash of the
             // process.
-            let step = AssertUnwindSafe(self.drain_until(&cancel)).catch_unwind().await;
+            let step = AssertUnwindSafe(self.drain_until(&cancel))
+                .catch_unwind()
+                .await;
             let pause = match step {
                 Ok(Ok(_)) => {
                     backoff = Duration::from_millis(100);
