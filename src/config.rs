@@ -47,6 +47,16 @@ pub struct Settings {
           global = true, help_heading = "Daemon")]
     pub trading_hours_only: bool,
 
+    /// CSV of one-off exchange closures laid over the built-in list
+    /// (`exchange,date,change,reason`; change is closed, regular or HH:MM).
+    #[arg(
+        long,
+        env = "PRICEKEEPER_CALENDAR_CLOSURES",
+        global = true,
+        help_heading = "Daemon"
+    )]
+    pub calendar_closures: Option<std::path::PathBuf>,
+
     /// Ceiling on requests per minute for every provider (each also has its own rate).
     #[arg(long, env = "MAX_REQUESTS_PER_MINUTE",
           value_parser = ranged::<u32>("MAX_REQUESTS_PER_MINUTE", 1, 1_000_000),

@@ -11,6 +11,7 @@
 //! besides this binary.
 
 pub mod bench;
+pub mod calendar;
 pub mod commands;
 pub mod config;
 pub mod db;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use pricekeeper::bench::{self, BenchCommand};
+use pricekeeper::commands::calendar::{self, CalendarArgs};
 use pricekeeper::commands::fetch::{self, FetchArgs, QuoteArgs};
 use pricekeeper::config::Settings;
 use pricekeeper::events::orchestrator::Orchestrator;
@@ -61,6 +62,13 @@ enum Command {
     /// Same formats and exit codes as `fetch`; prices found are printed even
     /// when some symbols are not.
     Quote(QuoteArgs),
+    /// Print the trading sessions of an exchange (no database).
+    ///
+    /// One row per session: `date,open,close`, the instants in RFC 3339 UTC,
+    /// so you can see when the daemon will refresh prices and store daily
+    /// bars. Years beyond the exchanges' published calendars are computed
+    /// by rule.
+    Calendar(CalendarArgs),
     /// Measure the real code paths against a scratch database (JSON on stdout).
     ///
     /// The scratch database is created on the configured server and dropped
@@ -99,6 +107,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let report = bench::run(&settings, &what).await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
+        Command::Calendar(args) => return Ok(calendar::calendar(&settings, args)),
         Command::Fetch(args) => return Ok(fetch::fetch(&settings, args).await),
         Command::Quote(args) => return Ok(fetch::quote(&settings, args).await),
         Command::Worker | Command::Run => {
