@@ -14,6 +14,7 @@ pub mod bench;
 pub mod calendar;
 pub mod commands;
 pub mod config;
+pub mod daemon;
 pub mod db;
 pub mod events;
 pub mod providers;

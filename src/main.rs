@@ -8,6 +8,7 @@ use pricekeeper::bench::{self, BenchCommand};
 use pricekeeper::commands::calendar::{self, CalendarArgs};
 use pricekeeper::commands::fetch::{self, FetchArgs, QuoteArgs};
 use pricekeeper::config::Settings;
+use pricekeeper::daemon::Daemon;
 use pricekeeper::events::orchestrator::Orchestrator;
 use pricekeeper::providers::Providers;
 use pricekeeper::queue::backfill::Backfill;
@@ -46,10 +47,21 @@ enum Command {
     /// within `--shutdown-grace`, hands the rest back to the queue and exits 0.
     /// Several workers may run against one database, on any number of machines.
     Worker,
-    /// Everything a single machine needs, in one process.
+    /// The live price daemon: quotes of held assets while their markets are
+    /// open, the day's bar after each close, portfolio valuations.
     ///
-    /// For now the same as `worker` (orchestrator, backfill workers, reaper):
-    /// the live price daemon does not exist yet.
+    /// Ticks every FETCH_INTERVAL_MINUTES (or on --cron, in UTC) and right
+    /// after each session close. Only one daemon acts at a time (a leader
+    /// lease in PostgreSQL); start more as standbys. On SIGTERM it resigns
+    /// the lease so a standby takes over at once.
+    Daemon {
+        /// Run one refresh tick now, print its report as JSON and exit
+        /// (exit 1 if another daemon holds the lease).
+        #[arg(long)]
+        once: bool,
+    },
+    /// Everything a single machine needs, in one process: the `worker`
+    /// (orchestrator, backfill workers, reaper) and the `daemon`.
     Run,
     /// Print validated bars for one symbol from one provider (no database).
     ///
@@ -110,22 +122,41 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Calendar(args) => return Ok(calendar::calendar(&settings, args)),
         Command::Fetch(args) => return Ok(fetch::fetch(&settings, args).await),
         Command::Quote(args) => return Ok(fetch::quote(&settings, args).await),
-        Command::Worker | Command::Run => {
+        Command::Worker => {
             let pool = connect(&settings).await?;
             db::migrate(&pool).await?;
             let cancel = shutdown::on_signal();
-            run_worker(pool, &settings, cancel).await?;
+            run_worker(pool, &settings, cancel, false).await?;
+        }
+        Command::Run => {
+            let pool = connect(&settings).await?;
+            db::migrate(&pool).await?;
+            let cancel = shutdown::on_signal();
+            run_worker(pool, &settings, cancel, true).await?;
+        }
+        Command::Daemon { once } => {
+            let pool = connect(&settings).await?;
+            db::migrate(&pool).await?;
+            let daemon = Daemon::from_settings(pool, &settings)?;
+            if once {
+                let report = daemon.run_once().await?;
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                daemon.run(shutdown::on_signal()).await?;
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// The orchestrator and the backfill workers (with their reaper) side by
-/// side until `cancel`; a task that dies cancels the others.
+/// The orchestrator and the backfill workers (with their reaper), and the
+/// price daemon when `with_daemon`, side by side until `cancel`; a task
+/// that dies cancels the others.
 async fn run_worker(
     pool: sqlx::PgPool,
     settings: &Settings,
     cancel: CancellationToken,
+    with_daemon: bool,
 ) -> anyhow::Result<()> {
     let providers = Providers::from_settings(settings)?;
     let backfill = Backfill::new(pool.clone(), providers, settings.retry_exponential_base);
@@ -135,6 +166,16 @@ async fn run_worker(
         backfill,
     );
     let mut tasks = JoinSet::new();
+    if with_daemon {
+        let daemon = Daemon::from_settings(pool.clone(), settings)?;
+        let cancel = cancel.clone();
+        tasks.spawn(async move {
+            if let Err(e) = daemon.run(cancel.clone()).await {
+                tracing::error!(error = %e, "price daemon stopped");
+                cancel.cancel();
+            }
+        });
+    }
     tasks.spawn(Orchestrator::new(pool, settings).run(cancel.clone()));
     tasks.spawn(workers.run(cancel.clone()));
     let mut failure = None;
