@@ -332,3 +332,65 @@ async fn a_slot_runs_once_even_across_terms_and_a_stale_term_writes_nothing() {
             .unwrap()
     );
 }
+
+#[tokio::test]
+async fn a_coin_binance_does_not_list_is_asked_from_coingecko_in_the_same_tick() {
+    let w = world(&[]).await;
+    let eth = asset(
+        &w.db.pool,
+        "ETH",
+        "crypto",
+        "CRYPTO",
+        "USD",
+        (None, None, Some("ethereum")),
+    )
+    .await;
+    hold(&w.db.pool, w.portfolio, eth, "2", "3000").await;
+    let now = t("2025-03-15T12:00:00Z");
+    w.market.set("BTCUSDT", 80000.0, now);
+    w.market.set("ethereum", 1900.5, now);
+    let term = w.daemon.leadership().step().await.unwrap().unwrap();
+    let report = w
+        .daemon
+        .ticker()
+        .tick(&term, Trigger::Refresh { slot: now }, now)
+        .await
+        .unwrap();
+    assert_eq!(report.quotes_written, 2);
+    assert_eq!(report.missing, 0);
+    assert_eq!(
+        quote(&w, eth).await,
+        Some((dec("1900.5"), "coingecko".into()))
+    );
+    assert_eq!(quote(&w, w.btc).await.unwrap().1, "binance");
+}
+
+#[tokio::test]
+async fn many_coins_cost_one_binance_request() {
+    let w = world(&[]).await;
+    let now = t("2025-03-15T12:00:00Z");
+    w.market.set("BTCUSDT", 80000.0, now);
+    for i in 0..60 {
+        let symbol = format!("C{i}USDT");
+        let id = asset(
+            &w.db.pool,
+            &format!("C{i}"),
+            "crypto",
+            "CRYPTO",
+            "USD",
+            (None, Some(&symbol), None),
+        )
+        .await;
+        hold(&w.db.pool, w.portfolio, id, "1", "1").await;
+        w.market.set(&symbol, 1.0 + f64::from(i), now);
+    }
+    let term = w.daemon.leadership().step().await.unwrap().unwrap();
+    let report = w
+        .daemon
+        .ticker()
+        .tick(&term, Trigger::Refresh { slot: now }, now)
+        .await
+        .unwrap();
+    assert_eq!(report.quotes_written, 61);
+    assert_eq!(requests_to(&w.server, "/api/v3/ticker/price").await, 1);
+}

@@ -21,7 +21,11 @@ use super::lease::{self, Term};
 use super::plan::{self, Plan, Scope, Wanted};
 use crate::calendar::{CalendarId, Calendars, Session};
 use crate::db::assets::Asset;
-use crate::providers::{ProviderError, ProviderKind, Providers, Quote};
+use crate::providers::{ProviderError, ProviderKind, Providers, Quote, Quotes};
+
+/// Above this many symbols, one all-symbols ticker request (weight 4) is
+/// cheaper than lists of 100.
+const BINANCE_ALL_ABOVE: usize = 40;
 use crate::queue::cooldown;
 
 /// What starts a tick.
@@ -138,10 +142,7 @@ impl Ticker {
 
         let fetch_started = std::time::Instant::now();
         let groups = std::mem::take(&mut plan.groups);
-        for (kind, wanted) in &groups {
-            report.asked.insert(kind.to_string(), wanted.len());
-        }
-        let priced = self.fetch(groups, now, &mut report).await?;
+        let priced = self.fetch(groups, &cooling, now, &mut report).await?;
         report.fetch_ms = fetch_started.elapsed().as_millis();
         report.plan = plan;
 
@@ -205,52 +206,93 @@ impl Ticker {
         Ok(claimed.is_some())
     }
 
-    /// One batched request series per provider, all providers at once. A
-    /// rate limit pauses the provider for every process (as the workers do).
+    /// One batched request series per provider, all providers at once. An
+    /// asset its provider did not answer for goes to the next provider of
+    /// its chain in another round. A rate limit pauses the provider for
+    /// every process (as the workers do).
     async fn fetch(
         &self,
         groups: BTreeMap<ProviderKind, Vec<Wanted>>,
+        cooling: &HashSet<ProviderKind>,
         now: DateTime<Utc>,
         report: &mut TickReport,
     ) -> Result<Vec<Priced>, DaemonError> {
-        let calls = groups.into_iter().map(|(kind, wanted)| async move {
-            let symbols: Vec<String> = wanted.iter().map(|w| w.symbol.clone()).collect();
-            let answer = self.providers.get(kind).quotes(&symbols).await;
-            (kind, wanted, answer)
-        });
         let mut priced = Vec::new();
-        for (kind, wanted, answer) in join_all(calls).await {
-            let quotes = match answer {
-                Ok(quotes) => quotes,
-                Err(e) => {
-                    self.note_failure(kind, &e, now).await?;
-                    report.failed.insert(kind.to_string(), e.to_string());
-                    continue;
+        let mut failed: HashSet<ProviderKind> = HashSet::new();
+        let mut round = groups;
+        while !round.is_empty() {
+            for (kind, wanted) in &round {
+                *report.asked.entry(kind.to_string()).or_default() += wanted.len();
+            }
+            let calls = round.into_iter().map(|(kind, wanted)| async move {
+                let symbols: Vec<String> = wanted.iter().map(|w| w.symbol.clone()).collect();
+                let answer = self.ask(kind, &symbols).await;
+                (kind, wanted, answer)
+            });
+            let mut unanswered: Vec<(ProviderKind, Wanted)> = Vec::new();
+            for (kind, wanted, answer) in join_all(calls).await {
+                let quotes = match answer {
+                    Ok(quotes) => quotes,
+                    Err(e) => {
+                        self.note_failure(kind, &e, now).await?;
+                        report.failed.insert(kind.to_string(), e.to_string());
+                        failed.insert(kind);
+                        unanswered.extend(wanted.into_iter().map(|w| (kind, w)));
+                        continue;
+                    }
+                };
+                if let Some(limited) = quotes
+                    .missing
+                    .iter()
+                    .find(|e| matches!(e, ProviderError::RateLimited { .. }))
+                {
+                    self.note_failure(kind, limited, now).await?;
+                    failed.insert(kind);
                 }
-            };
-            if let Some(limited) = quotes
-                .missing
-                .iter()
-                .find(|e| matches!(e, ProviderError::RateLimited { .. }))
-            {
-                self.note_failure(kind, limited, now).await?;
+                let by_symbol: HashMap<String, Quote> = quotes
+                    .quotes
+                    .into_iter()
+                    .map(|q| (q.symbol.clone(), q))
+                    .collect();
+                for w in wanted {
+                    match by_symbol.get(&w.symbol) {
+                        Some(quote) => priced.push(Priced {
+                            quote: quote.clone(),
+                            wanted: w,
+                            source: kind,
+                        }),
+                        None => unanswered.push((kind, w)),
+                    }
+                }
             }
-            report.missing += quotes.missing.len();
-            let mut by_symbol: HashMap<&str, Quote> = HashMap::new();
-            for quote in &quotes.quotes {
-                by_symbol.insert(quote.symbol.as_str(), quote.clone());
-            }
-            for w in wanted {
-                if let Some(quote) = by_symbol.get(w.symbol.as_str()) {
-                    priced.push(Priced {
-                        quote: quote.clone(),
-                        wanted: w,
-                        source: kind,
-                    });
+            round = BTreeMap::new();
+            for (tried, w) in unanswered {
+                let next = self
+                    .providers
+                    .candidates(&w.asset)
+                    .into_iter()
+                    .skip_while(|(kind, _)| *kind != tried)
+                    .skip(1)
+                    .find(|(kind, _)| !cooling.contains(kind) && !failed.contains(kind));
+                match next {
+                    Some((kind, symbol)) => {
+                        round.entry(kind).or_default().push(Wanted { symbol, ..w })
+                    }
+                    None => report.missing += 1,
                 }
             }
         }
         Ok(priced)
+    }
+
+    /// One provider's batched quotes. Binance answers many symbols cheapest
+    /// with its all-symbols ticker.
+    async fn ask(&self, kind: ProviderKind, symbols: &[String]) -> Result<Quotes, ProviderError> {
+        if kind == ProviderKind::Binance && symbols.len() > BINANCE_ALL_ABOVE {
+            self.providers.binance().all_prices(symbols).await
+        } else {
+            self.providers.get(kind).quotes(symbols).await
+        }
     }
 
     async fn note_failure(

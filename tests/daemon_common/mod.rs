@@ -168,8 +168,11 @@ impl Respond for Ticker {
                     .set_body_json(json!({"code": -1121, "msg": "Invalid symbol."})),
             };
         }
-        let list: Vec<String> =
-            serde_json::from_str(&param(req, "symbols").unwrap_or_default()).unwrap_or_default();
+        let list: Vec<String> = match param(req, "symbols") {
+            Some(raw) => serde_json::from_str(&raw).unwrap_or_default(),
+            // No symbol at all: every listed pair.
+            None => self.0.prices.lock().unwrap().keys().cloned().collect(),
+        };
         let found: Option<Vec<Value>> = list.iter().map(|s| one(s)).collect();
         match found {
             Some(rows) => ResponseTemplate::new(200).set_body_json(rows),
