@@ -394,3 +394,116 @@ async fn many_coins_cost_one_binance_request() {
     assert_eq!(report.quotes_written, 61);
     assert_eq!(requests_to(&w.server, "/api/v3/ticker/price").await, 1);
 }
+
+#[tokio::test]
+async fn gaps_are_queued_once_and_recorded_when_a_finished_backfill_left_them_empty() {
+    let w = world(&[]).await;
+    sqlx::query("SELECT ensure_asset_prices_partition(2025)")
+        .execute(&w.db.pool)
+        .await
+        .unwrap();
+    // History held 03-03..03-07; bars for Mon, Tue and Thu: Wed 03-05 and Fri 03-07 missing.
+    sqlx::query(
+        "UPDATE tracked_assets SET history_from = '2025-03-03', history_to = '2025-03-07' WHERE asset_id = $1",
+    )
+    .bind(w.aapl)
+    .execute(&w.db.pool)
+    .await
+    .unwrap();
+    for day in ["2025-03-03", "2025-03-04", "2025-03-06"] {
+        sqlx::query("INSERT INTO asset_prices (asset_id, ts, close, source) VALUES ($1, ($2::date + time '14:30') AT TIME ZONE 'UTC', 230, 'yahoo')")
+            .bind(w.aapl)
+            .bind(day)
+            .execute(&w.db.pool)
+            .await
+            .unwrap();
+    }
+    let calendars = Calendars::default();
+    let close_of = |day: &str| {
+        calendars
+            .session(CalendarId::Xnys, day.parse().unwrap())
+            .unwrap()
+    };
+    let term = w.daemon.leadership().step().await.unwrap().unwrap();
+
+    let monday = close_of("2025-03-10");
+    w.market.set("AAPL", 227.48, monday.close);
+    let report = w
+        .daemon
+        .ticker()
+        .tick(
+            &term,
+            Trigger::Close {
+                calendar: CalendarId::Xnys,
+                session: monday,
+            },
+            monday.close,
+        )
+        .await
+        .unwrap();
+    // The stretch after the last bar (Fri..Mon) is queued by the close pass;
+    // the hole on Wednesday by the gap scan.
+    assert_eq!(report.close.unwrap().stretches_queued, 1);
+    let gaps = report.gaps.unwrap();
+    assert_eq!((gaps.found, gaps.queued, gaps.recorded), (2, 1, 0));
+    let jobs: Vec<(String, String)> = sqlx::query_as(
+        "SELECT start_date::text, end_date::text FROM backfill_queue WHERE asset_id = $1 ORDER BY start_date",
+    )
+    .bind(w.aapl)
+    .fetch_all(&w.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        jobs,
+        [
+            ("2025-03-05".into(), "2025-03-05".into()),
+            ("2025-03-07".into(), "2025-03-10".into())
+        ]
+    );
+
+    // The Wednesday backfill finished without that bar (the provider has none).
+    sqlx::query(
+        "UPDATE backfill_queue SET status = 'completed', provider = 'yahoo', completed_at = now()
+         WHERE asset_id = $1 AND start_date = '2025-03-05'",
+    )
+    .bind(w.aapl)
+    .execute(&w.db.pool)
+    .await
+    .unwrap();
+    let tuesday = close_of("2025-03-11");
+    w.market.set("AAPL", 228.0, tuesday.close);
+    let report = w
+        .daemon
+        .ticker()
+        .tick(
+            &term,
+            Trigger::Close {
+                calendar: CalendarId::Xnys,
+                session: tuesday,
+            },
+            tuesday.close,
+        )
+        .await
+        .unwrap();
+    let gaps = report.gaps.unwrap();
+    assert_eq!(
+        (gaps.queued, gaps.recorded),
+        (0, 1),
+        "recorded, not queued again"
+    );
+    let (from, to, reason): (String, String, String) = sqlx::query_as(
+        "SELECT gap_from::text, gap_to::text, reason FROM price_gaps WHERE asset_id = $1",
+    )
+    .bind(w.aapl)
+    .fetch_one(&w.db.pool)
+    .await
+    .unwrap();
+    assert_eq!((from.as_str(), to.as_str()), ("2025-03-05", "2025-03-05"));
+    assert!(reason.contains("yahoo"), "{reason}");
+    let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM backfill_queue WHERE asset_id = $1")
+        .bind(w.aapl)
+        .fetch_one(&w.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(jobs, 2, "no new job for the recorded gap");
+}

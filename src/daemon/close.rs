@@ -29,11 +29,15 @@ pub struct CloseReport {
 /// CME bars are stamped differently by each provider, so they are left to
 /// the backfill.
 fn bar_start(calendar: CalendarId, session: &Session) -> Option<DateTime<Utc>> {
+    keeps_daily_bars(calendar).then_some(session.open)
+}
+
+/// Whether daily bars of `calendar` start at its session's open, so that
+/// bars and sessions can be matched.
+pub fn keeps_daily_bars(calendar: CalendarId) -> bool {
     match calendar {
-        CalendarId::Xnys | CalendarId::Xlon | CalendarId::Xetr | CalendarId::Crypto => {
-            Some(session.open)
-        }
-        CalendarId::Fx | CalendarId::Cme => None,
+        CalendarId::Xnys | CalendarId::Xlon | CalendarId::Xetr | CalendarId::Crypto => true,
+        CalendarId::Fx | CalendarId::Cme => false,
     }
 }
 

@@ -7,6 +7,7 @@
 //! term's fence ([`tick`]). Calendars decide what is open ([`crate::calendar`]).
 
 pub mod close;
+pub mod gaps;
 pub mod lease;
 pub mod plan;
 pub mod schedule;

@@ -17,6 +17,7 @@ use sqlx::{PgConnection, PgPool};
 
 use super::DaemonError;
 use super::close::{self, CloseReport};
+use super::gaps::{self, GapReport};
 use super::lease::{self, Term};
 use super::plan::{self, Plan, Scope, Wanted};
 use crate::calendar::{CalendarId, Calendars, Session};
@@ -67,6 +68,8 @@ pub struct TickReport {
     pub valuations_written: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub close: Option<CloseReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gaps: Option<GapReport>,
     pub fetch_ms: u128,
     pub db_ms: u128,
 }
@@ -171,6 +174,19 @@ impl Ticker {
             )
             .await?;
             report.close = Some(close);
+            if close::keeps_daily_bars(calendar) {
+                report.gaps = Some(
+                    gaps::scan(
+                        &mut tx,
+                        &self.calendars,
+                        calendar,
+                        &session,
+                        &report.plan.selected,
+                        self.max_attempts,
+                    )
+                    .await?,
+                );
+            }
         }
         db_time += db_started.elapsed();
         report.db_ms = db_time.as_millis();
