@@ -47,6 +47,29 @@ pub struct Settings {
           global = true, help_heading = "Daemon")]
     pub trading_hours_only: bool,
 
+    /// CSV of one-off exchange closures laid over the built-in list
+    /// (`exchange,date,change,reason`; change is closed, regular or HH:MM).
+    #[arg(
+        long,
+        env = "PRICEKEEPER_CALENDAR_CLOSURES",
+        global = true,
+        help_heading = "Daemon"
+    )]
+    pub calendar_closures: Option<std::path::PathBuf>,
+
+    /// Cron schedule of the live price refresh in UTC, 5 fields (`*/15 * * * *`)
+    /// or 6 with seconds; replaces FETCH_INTERVAL_MINUTES. Market hours come
+    /// from the calendars, never from cron.
+    #[arg(long, env = "PRICEKEEPER_CRON", global = true, help_heading = "Daemon")]
+    pub cron: Option<String>,
+
+    /// How long the active daemon's leader lease lasts without renewal; a
+    /// standby takes over this long after the leader died. Renewed every third.
+    #[arg(long, env = "PRICEKEEPER_DAEMON_LEASE", default_value = "15s",
+          value_parser = duration("PRICEKEEPER_DAEMON_LEASE", Duration::from_secs(1), Duration::from_secs(600)),
+          global = true, help_heading = "Daemon")]
+    pub daemon_lease: Duration,
+
     /// Ceiling on requests per minute for every provider (each also has its own rate).
     #[arg(long, env = "MAX_REQUESTS_PER_MINUTE",
           value_parser = ranged::<u32>("MAX_REQUESTS_PER_MINUTE", 1, 1_000_000),

@@ -11,8 +11,10 @@
 //! besides this binary.
 
 pub mod bench;
+pub mod calendar;
 pub mod commands;
 pub mod config;
+pub mod daemon;
 pub mod db;
 pub mod events;
 pub mod exchanges;

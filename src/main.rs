@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use pricekeeper::bench::{self, BenchCommand};
+use pricekeeper::commands::calendar::{self, CalendarArgs};
 use pricekeeper::commands::fetch::{self, FetchArgs, QuoteArgs};
 use pricekeeper::config::Settings;
+use pricekeeper::daemon::Daemon;
 use pricekeeper::events::orchestrator::Orchestrator;
 use pricekeeper::providers::Providers;
 use pricekeeper::queue::backfill::Backfill;
@@ -46,10 +48,21 @@ enum Command {
     /// within `--shutdown-grace`, hands the rest back to the queue and exits 0.
     /// Several workers may run against one database, on any number of machines.
     Worker,
-    /// Everything a single machine needs, in one process.
+    /// The live price daemon: quotes of held assets while their markets are
+    /// open, the day's bar after each close, portfolio valuations.
     ///
-    /// For now the same as `worker` (orchestrator, backfill workers, reaper):
-    /// the live price daemon does not exist yet.
+    /// Ticks every FETCH_INTERVAL_MINUTES (or on --cron, in UTC) and right
+    /// after each session close. Only one daemon acts at a time (a leader
+    /// lease in PostgreSQL); start more as standbys. On SIGTERM it resigns
+    /// the lease so a standby takes over at once.
+    Daemon {
+        /// Run one refresh tick now, print its report as JSON and exit
+        /// (exit 1 if another daemon holds the lease).
+        #[arg(long)]
+        once: bool,
+    },
+    /// Everything a single machine needs, in one process: the `worker`
+    /// (orchestrator, backfill workers, reaper) and the `daemon`.
     Run,
     /// Print validated bars for one symbol from one provider (no database).
     ///
@@ -62,6 +75,13 @@ enum Command {
     /// Same formats and exit codes as `fetch`; prices found are printed even
     /// when some symbols are not.
     Quote(QuoteArgs),
+    /// Print the trading sessions of an exchange (no database).
+    ///
+    /// One row per session: `date,open,close`, the instants in RFC 3339 UTC,
+    /// so you can see when the daemon will refresh prices and store daily
+    /// bars. Years beyond the exchanges' published calendars are computed
+    /// by rule.
+    Calendar(CalendarArgs),
     /// Measure the real code paths against a scratch database (JSON on stdout).
     ///
     /// The scratch database is created on the configured server and dropped
@@ -100,20 +120,44 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let report = bench::run(&settings, &what).await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
+        Command::Calendar(args) => return Ok(calendar::calendar(&settings, args)),
         Command::Fetch(args) => return Ok(fetch::fetch(&settings, args).await),
         Command::Quote(args) => return Ok(fetch::quote(&settings, args).await),
-        Command::Worker | Command::Run => {
+        Command::Worker => {
             let pool = connect(&settings).await?;
             db::migrate(&pool).await?;
-            run_worker(pool, &settings).await?;
+            run_worker(pool, &settings, false).await?;
+        }
+        Command::Run => {
+            let pool = connect(&settings).await?;
+            db::migrate(&pool).await?;
+            run_worker(pool, &settings, true).await?;
+        }
+        Command::Daemon { once } => {
+            let pool = connect(&settings).await?;
+            db::migrate(&pool).await?;
+            let daemon = Daemon::from_settings(pool, &settings)?;
+            if once {
+                let report = daemon.run_once().await?;
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                let bound = settings.shutdown_grace + Duration::from_secs(2);
+                let cancel = shutdown::on_signal(bound, || "the price daemon's tick".to_owned());
+                daemon.run(cancel).await?;
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// The orchestrator and the backfill workers (with their reaper) side by
-/// side until a signal; a task that dies cancels the others.
-async fn run_worker(pool: sqlx::PgPool, settings: &Settings) -> anyhow::Result<()> {
+/// The orchestrator and the backfill workers (with their reaper), and the
+/// price daemon when `with_daemon`, side by side until a signal; a task
+/// that dies cancels the others.
+async fn run_worker(
+    pool: sqlx::PgPool,
+    settings: &Settings,
+    with_daemon: bool,
+) -> anyhow::Result<()> {
     let providers = Providers::from_settings(settings)?;
     let backfill = Backfill::new(pool.clone(), providers, settings.retry_exponential_base);
     let workers = Worker::new(
@@ -127,6 +171,16 @@ async fn run_worker(pool: sqlx::PgPool, settings: &Settings) -> anyhow::Result<(
     let held = workers.clone();
     let cancel = shutdown::on_signal(bound, move || held.in_progress());
     let mut tasks = JoinSet::new();
+    if with_daemon {
+        let daemon = Daemon::from_settings(pool.clone(), settings)?;
+        let cancel = cancel.clone();
+        tasks.spawn(async move {
+            if let Err(e) = daemon.run(cancel.clone()).await {
+                tracing::error!(error = %e, "price daemon stopped");
+                cancel.cancel();
+            }
+        });
+    }
     tasks.spawn(Orchestrator::new(pool, settings).run(cancel.clone()));
     tasks.spawn(workers.run(cancel.clone()));
     let mut failure = None;

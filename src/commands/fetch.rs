@@ -135,7 +135,7 @@ fn fail_setup(error: &reqwest::Error) -> ExitCode {
     ExitCode::FAILURE
 }
 
-fn finish(written: io::Result<()>, code: u8) -> ExitCode {
+pub(crate) fn finish(written: io::Result<()>, code: u8) -> ExitCode {
     match written {
         Ok(()) => ExitCode::from(code),
         // A closed pipe (`| head`) is the reader's choice, not a failure.
@@ -337,7 +337,7 @@ fn json_number(value: Decimal) -> Value {
         .map_or(Value::Null, Value::Number)
 }
 
-fn rfc3339(ts: DateTime<Utc>) -> String {
+pub(crate) fn rfc3339(ts: DateTime<Utc>) -> String {
     ts.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 

@@ -1,4 +1,5 @@
 //! Subcommands whose work is more than wiring (their argument structs and
 //! output), kept out of `main.rs`.
 
+pub mod calendar;
 pub mod fetch;

@@ -208,6 +208,11 @@ impl Providers {
         }
     }
 
+    /// Binance itself, for its all-symbols ticker.
+    pub fn binance(&self) -> &Arc<Binance> {
+        &self.binance
+    }
+
     /// The request budget `kind` runs at (its own rate, capped by
     /// `MAX_REQUESTS_PER_MINUTE`).
     pub fn rate(&self, kind: ProviderKind) -> Rate {

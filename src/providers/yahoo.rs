@@ -1,6 +1,7 @@
 //! Yahoo Finance v8 chart: history for anything with a Yahoo ticker
 //! (stocks, ETFs, funds, futures `GC=F`, FX `EURUSD=X`, crypto `BTC-USD`),
-//! and quotes batched through `spark` with `chart?range=1d` as the fallback.
+//! and quotes batched through v7 `finance/quote` (cookie and crumb, see
+//! [`crumb`]), then `spark` and `chart?range=1d` as the fallbacks.
 //!
 //! Quirks handled here (PROVIDERS.md): prices are f32s widened to f64
 //! ([`decimal_from_yahoo`]); a missing bar is a timestamp with nulls; "no
@@ -17,6 +18,7 @@ use chrono_tz::Tz;
 use reqwest::header::HeaderMap;
 use rust_decimal::Decimal;
 
+mod crumb;
 mod wire;
 
 use wire::{Chart, ChartEnvelope, ChartResult, Events, Meta, Period, QuoteArrays, SparkEnvelope};
@@ -51,12 +53,14 @@ const SPARK_BATCH: usize = 20;
 #[derive(Debug)]
 pub struct Yahoo {
     endpoint: Endpoint,
+    crumbs: crumb::CrumbCache,
 }
 
 impl Yahoo {
     pub fn new(config: EndpointConfig) -> reqwest::Result<Self> {
         Ok(Self {
             endpoint: Endpoint::new(ProviderKind::Yahoo, &config)?,
+            crumbs: crumb::CrumbCache::default(),
         })
     }
 
@@ -188,6 +192,7 @@ impl Provider for Yahoo {
     #[tracing::instrument(skip_all, fields(provider = "yahoo", symbols = symbols.len()))]
     async fn quotes(&self, symbols: &[String]) -> Result<Quotes, ProviderError> {
         let mut out = Quotes::default();
+        let symbols = &self.quotes_v7(symbols, &mut out).await?;
         for (i, batch) in symbols.chunks(SPARK_BATCH).enumerate() {
             if let Err(e) = self.quote_batch(batch, &mut out).await {
                 let answered: Vec<&str> = out
