@@ -60,7 +60,7 @@ pub struct Settings {
     /// Cron schedule of the live price refresh in UTC, 5 fields (`*/15 * * * *`)
     /// or 6 with seconds; replaces FETCH_INTERVAL_MINUTES. Market hours come
     /// from the calendars, never from cron.
-    #[arg(long, env = "PRICEKEEPER_CRON", global = true, help_heading = "Daemon")]
+    #[arg(long, env = "PRICEKEEPER_CRON", value_parser = cron, global = true, help_heading = "Daemon")]
     pub cron: Option<String>,
 
     /// How long the active daemon's leader lease lasts without renewal; a
@@ -180,6 +180,13 @@ impl Settings {
         // Validated by the parser, so this cannot fail.
         PgConnectOptions::from_str(&self.database_url).expect("DATABASE_URL was validated")
     }
+}
+
+/// A cron expression the scheduler accepts, so a bad one stops at start.
+fn cron(raw: &str) -> Result<String, String> {
+    crate::daemon::schedule::cron_expression(raw)
+        .map(|_| raw.to_owned())
+        .map_err(|e| format!("PRICEKEEPER_CRON: {e}"))
 }
 
 fn database_url(raw: &str) -> Result<String, String> {

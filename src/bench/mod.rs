@@ -3,7 +3,9 @@
 //! The scratch database is created fresh and dropped afterwards, so a bench
 //! never touches real data.
 
+pub mod daemon;
 pub mod events;
+mod market;
 pub mod queue;
 
 use std::time::Duration;
@@ -26,6 +28,9 @@ pub enum BenchError {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum BenchCommand {
+    /// One daemon tick and the daily-close passes for 10,000 held assets
+    /// against a local market: requests sent, wall and database time.
+    Daemon(daemon::DaemonBench),
     /// Portfolio write → queued backfill latency, and outbox catch-up throughput.
     Events(events::EventsBench),
     /// Backfill queue drain rates (bare and real), insert → start latency, peak memory.
@@ -38,6 +43,7 @@ pub async fn run(
     command: &BenchCommand,
 ) -> Result<serde_json::Value, BenchError> {
     let report = match command {
+        BenchCommand::Daemon(args) => serde_json::to_value(daemon::run(settings, args).await?),
         BenchCommand::Events(args) => serde_json::to_value(events::run(settings, args).await?),
         BenchCommand::Queue(args) => serde_json::to_value(queue::run(settings, args).await?),
     };

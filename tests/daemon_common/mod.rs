@@ -72,10 +72,13 @@ pub async fn hold(pool: &PgPool, portfolio: Uuid, asset: i64, quantity: &str, pr
     .expect("track asset");
 }
 
-/// Prices by provider symbol, with the time each was made.
+/// A price and the time it was made.
+type Priced = (f64, DateTime<Utc>);
+
+/// Prices by provider symbol.
 #[derive(Clone, Default)]
 pub struct Market {
-    prices: Arc<Mutex<HashMap<String, (f64, DateTime<Utc>)>>>,
+    prices: Arc<Mutex<HashMap<String, Priced>>>,
 }
 
 impl Market {
@@ -86,7 +89,7 @@ impl Market {
             .insert(symbol.to_owned(), (price, at));
     }
 
-    fn get(&self, symbol: &str) -> Option<(f64, DateTime<Utc>)> {
+    fn get(&self, symbol: &str) -> Option<Priced> {
         self.prices.lock().unwrap().get(symbol).copied()
     }
 

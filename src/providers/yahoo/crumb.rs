@@ -154,51 +154,6 @@ impl V7Quote {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_a_short_token_from_a_200_is_a_crumb() {
-        let cases: [(u16, &str, Option<&str>); 6] = [
-            (200, "AbC.dEf/123", Some("AbC.dEf/123")),
-            (200, "  q1W2e3R4t5y\n", Some("q1W2e3R4t5y")),
-            (200, "Too Many Requests", None),
-            (429, "Too Many Requests", None),
-            (200, "<html><body>consent</body></html>", None),
-            (200, "", None),
-        ];
-        for (status, body, expected) in cases {
-            let status = StatusCode::from_u16(status).unwrap();
-            assert_eq!(
-                crumb_from(status, body.as_bytes()).as_deref(),
-                expected,
-                "{status} {body:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn cookies_are_taken_from_every_set_cookie() {
-        let mut headers = HeaderMap::new();
-        headers.append(
-            SET_COOKIE,
-            HeaderValue::from_static("A3=d=AQAB; Expires=Mon; Domain=.yahoo.com; Secure"),
-        );
-        headers.append(SET_COOKIE, HeaderValue::from_static("A1=xyz; Path=/"));
-        assert_eq!(cookie_from(&headers).unwrap(), "A3=d=AQAB; A1=xyz");
-        assert_eq!(cookie_from(&HeaderMap::new()), None);
-    }
-
-    #[test]
-    fn the_cookie_host_is_yahoos_for_the_real_api() {
-        let real = Url::parse("https://query1.finance.yahoo.com").unwrap();
-        assert_eq!(cookie_url(&real).as_str(), "https://fc.yahoo.com/");
-        let local = Url::parse("http://127.0.0.1:4000").unwrap();
-        assert_eq!(cookie_url(&local), local);
-    }
-}
-
 impl Yahoo {
     /// Asks v7 for as many of `symbols` as a crumb allows; returns the
     /// symbols left for spark (all of them when no crumb can be had).
@@ -316,5 +271,50 @@ impl Yahoo {
                 None
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_short_token_from_a_200_is_a_crumb() {
+        let cases: [(u16, &str, Option<&str>); 6] = [
+            (200, "AbC.dEf/123", Some("AbC.dEf/123")),
+            (200, "  q1W2e3R4t5y\n", Some("q1W2e3R4t5y")),
+            (200, "Too Many Requests", None),
+            (429, "Too Many Requests", None),
+            (200, "<html><body>consent</body></html>", None),
+            (200, "", None),
+        ];
+        for (status, body, expected) in cases {
+            let status = StatusCode::from_u16(status).unwrap();
+            assert_eq!(
+                crumb_from(status, body.as_bytes()).as_deref(),
+                expected,
+                "{status} {body:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn cookies_are_taken_from_every_set_cookie() {
+        let mut headers = HeaderMap::new();
+        headers.append(
+            SET_COOKIE,
+            HeaderValue::from_static("A3=d=AQAB; Expires=Mon; Domain=.yahoo.com; Secure"),
+        );
+        headers.append(SET_COOKIE, HeaderValue::from_static("A1=xyz; Path=/"));
+        assert_eq!(cookie_from(&headers).unwrap(), "A3=d=AQAB; A1=xyz");
+        assert_eq!(cookie_from(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn the_cookie_host_is_yahoos_for_the_real_api() {
+        let real = Url::parse("https://query1.finance.yahoo.com").unwrap();
+        assert_eq!(cookie_url(&real).as_str(), "https://fc.yahoo.com/");
+        let local = Url::parse("http://127.0.0.1:4000").unwrap();
+        assert_eq!(cookie_url(&local), local);
     }
 }
