@@ -302,5 +302,6 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    super::common::eventually(Duration::from_secs(20), what, check).await
+    // A guard against a hang, not a timing: generous for a loaded machine.
+    super::common::eventually(Duration::from_secs(60), what, check).await
 }
