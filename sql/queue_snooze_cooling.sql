@@ -15,7 +15,15 @@ blocked AS (
     FROM backfill_queue q
     WHERE q.status IN ('pending', 'rate_limited')
       AND coalesce(q.retry_after, '-infinity') <= coalesce($1::timestamptz, now())
-      AND NOT backfill_job_servable(q.asset_id, $2, $3, (SELECT providers FROM cooling))
+      AND NOT EXISTS (
+          SELECT
+          FROM assets a
+          CROSS JOIN unnest($2::text[], $3::asset_type[]) AS chain (provider, asset_type)
+          WHERE a.id = q.asset_id
+            AND chain.asset_type = a.asset_type
+            AND provider_has_symbol(chain.provider, a.asset_type, a.symbol, a.currency,
+                                    a.yahoo_symbol, a.binance_symbol, a.coingecko_id)
+            AND chain.provider <> ALL ((SELECT providers FROM cooling)::text[]))
     FOR UPDATE OF q SKIP LOCKED
 )
 UPDATE backfill_queue q

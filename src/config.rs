@@ -228,10 +228,11 @@ where
         value: &std::ffi::OsStr,
     ) -> Result<T, clap::Error> {
         use clap::error::ErrorKind;
-        let raw = value
-            .to_str()
-            .ok_or_else(|| clap::Error::raw(ErrorKind::InvalidUtf8, "a secret setting is not UTF-8\n"))?;
-        (self.0)(raw).map_err(|message| clap::Error::raw(ErrorKind::ValueValidation, format!("{message}\n")))
+        let raw = value.to_str().ok_or_else(|| {
+            clap::Error::raw(ErrorKind::InvalidUtf8, "a secret setting is not UTF-8\n")
+        })?;
+        (self.0)(raw)
+            .map_err(|message| clap::Error::raw(ErrorKind::ValueValidation, format!("{message}\n")))
     }
 }
 

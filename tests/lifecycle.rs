@@ -101,7 +101,12 @@ async fn a_worker_that_lost_its_lease_stops_the_job_body() {
     let id = insert_job(&db.pool, asset, date("2024-03-04"), date("2024-03-08")).await;
     let settings = settings("http://127.0.0.1:9", &["--lease=60s"]);
     let body = Paging::default();
-    let first = Worker::with_clock(db.pool.clone(), config(&settings), body.clone(), clock.clone());
+    let first = Worker::with_clock(
+        db.pool.clone(),
+        config(&settings),
+        body.clone(),
+        clock.clone(),
+    );
     let claimed = first.claim(1).await.unwrap().remove(0);
     let running = {
         let first = first.clone();
@@ -126,8 +131,16 @@ async fn a_worker_that_lost_its_lease_stops_the_job_body() {
     );
     let turns = body.turns.load(Ordering::Relaxed);
     tokio::task::yield_now().await;
-    assert_eq!(body.turns.load(Ordering::Relaxed), turns, "nothing runs any more");
-    assert_eq!(job(&db.pool, id).await.status, "in_progress", "the second worker keeps it");
+    assert_eq!(
+        body.turns.load(Ordering::Relaxed),
+        turns,
+        "nothing runs any more"
+    );
+    assert_eq!(
+        job(&db.pool, id).await.status,
+        "in_progress",
+        "the second worker keeps it"
+    );
 }
 
 #[tokio::test]
@@ -150,7 +163,10 @@ async fn a_renewal_skipped_behind_a_row_lock_does_not_cancel_the_body() {
         .execute(&mut *tx)
         .await
         .unwrap();
-    assert!(worker.heartbeat().await.unwrap().is_empty(), "skipped, locked");
+    assert!(
+        worker.heartbeat().await.unwrap().is_empty(),
+        "skipped, locked"
+    );
     tx.rollback().await.unwrap();
     let before = body.turns.load(Ordering::Relaxed);
     eventually(DEADLINE, "the body keeps running", || {
@@ -335,7 +351,9 @@ async fn a_second_signal_exits_at_once_naming_the_jobs_in_progress() {
                 if n == 0 {
                     break;
                 }
-                log.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+                log.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
             }
         })
     };

@@ -330,8 +330,8 @@ async fn a_refused_key_is_a_configuration_error_reported_once_and_never_retried(
 
 #[test]
 fn coingecko_defaults_to_10_per_minute_keyless_and_30_with_a_key() {
-    use pricekeeper::providers::{ProviderKind, Providers};
     use pricekeeper::providers::rate_limit::Rate;
+    use pricekeeper::providers::{ProviderKind, Providers};
     #[derive(clap::Parser)]
     struct Cli {
         #[command(flatten)]
@@ -339,7 +339,9 @@ fn coingecko_defaults_to_10_per_minute_keyless_and_30_with_a_key() {
     }
     let rate = |args: &[&str]| {
         let argv = std::iter::once("pricekeeper").chain(args.iter().copied());
-        let settings = <Cli as clap::Parser>::try_parse_from(argv).unwrap().settings;
+        let settings = <Cli as clap::Parser>::try_parse_from(argv)
+            .unwrap()
+            .settings;
         Providers::from_settings(&settings)
             .unwrap()
             .rate(ProviderKind::CoinGecko)

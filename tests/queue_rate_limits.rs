@@ -181,7 +181,11 @@ async fn a_429_without_retry_after_snoozes_the_job_and_pauses_the_provider_for_e
     // Set aside until Yahoo is back, without using an attempt.
     let waiting = job(&db.pool, msft).await;
     assert_eq!(
-        (waiting.status.as_str(), waiting.attempts, waiting.retry_after),
+        (
+            waiting.status.as_str(),
+            waiting.attempts,
+            waiting.retry_after
+        ),
         ("rate_limited", 0, Some(setup.now() + minutes(5)))
     );
     assert_eq!(

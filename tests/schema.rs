@@ -211,7 +211,9 @@ async fn a_transaction_writing_many_rows_notifies_once() {
     tx.commit().await.unwrap();
     assert_eq!(outbox(&db.pool).await.len(), 300);
     assert_eq!(
-        next_payload(&mut listener, Duration::from_secs(5)).await.as_deref(),
+        next_payload(&mut listener, Duration::from_secs(5))
+            .await
+            .as_deref(),
         Some("changed")
     );
     assert_eq!(

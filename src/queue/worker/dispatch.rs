@@ -78,7 +78,14 @@ pub(super) async fn dispatch<B: JobBody>(
             let _ = tokio::time::timeout(BATCH_WAIT, slots.acquire_many(low_water)).await;
         }
         let want = (slots.available_permits() as u32).min(config.batch_size);
-        let jobs = match inner.claim(want).await {
+        // A claim waiting on a database that went away must not hold the
+        // shutdown; should it have committed unseen, the reaper returns
+        // its jobs when their lease runs out.
+        let claimed = tokio::select! {
+            _ = cancel.cancelled() => break,
+            claimed = inner.claim(want) => claimed,
+        };
+        let jobs = match claimed {
             Ok(jobs) => {
                 backoff = Duration::from_millis(100);
                 jobs
@@ -112,10 +119,11 @@ pub(super) async fn dispatch<B: JobBody>(
         if claimed == want {
             continue; // more may be due
         }
-        let pause = next_due
-            .pause(&inner.pool, &inner.clock)
-            .await
-            .map_or(config.poll_interval, |due| due.min(config.poll_interval));
+        let next = tokio::select! {
+            _ = cancel.cancelled() => break,
+            next = next_due.pause(&inner.pool, &inner.clock) => next,
+        };
+        let pause = next.map_or(config.poll_interval, |due| due.min(config.poll_interval));
         tokio::select! {
             _ = cancel.cancelled() => break,
             _ = wake.notified() => {}
