@@ -19,6 +19,9 @@ use super::{Inner, JobBody, WorkerError};
 /// How long a claim waits for more free slots once one is free.
 const BATCH_WAIT: Duration = Duration::from_millis(2);
 
+/// Added to the time until the next due job before sleeping on it.
+const DUE_SLACK: Duration = Duration::from_millis(10);
+
 /// How long the time until the next due job is trusted once read. Work
 /// that becomes due sooner arrives with a notification (new, released or
 /// reaped jobs); snoozes and retries are minutes away.
@@ -123,7 +126,12 @@ pub(super) async fn dispatch<B: JobBody>(
             _ = cancel.cancelled() => break,
             next = next_due.pause(&inner.pool, &inner.clock) => next,
         };
-        let pause = next.map_or(config.poll_interval, |due| due.min(config.poll_interval));
+        // A little past the due time: woken a hair early, the claim would
+        // find nothing and the next read no job still to come, and the
+        // worker would sleep for the whole poll interval.
+        let pause = next.map_or(config.poll_interval, |due| {
+            (due + DUE_SLACK).min(config.poll_interval)
+        });
         tokio::select! {
             _ = cancel.cancelled() => break,
             _ = wake.notified() => {}
