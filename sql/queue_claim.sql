@@ -7,6 +7,8 @@
 -- read in that order from backfill_queue_claim (never-tried jobs are its
 -- '-infinity' prefix, ids growing with queueing time), at most $3 rows each,
 -- and merged: a steady stream of new jobs can no longer starve due retries.
+-- The chain condition is written out in both runs: as a SQL function it is
+-- not inlined, and cost 100x more per row.
 WITH cooling AS MATERIALIZED (
     SELECT coalesce(array_agg(provider), '{}') AS providers
     FROM provider_state
@@ -19,7 +21,16 @@ never_tried AS (
       AND coalesce(q.retry_after, '-infinity') = '-infinity'
       AND ((SELECT cardinality(providers) FROM cooling) = 0
            OR cardinality($5::text[]) = 0
-           OR backfill_job_servable(q.asset_id, $5, $6, (SELECT providers FROM cooling)))
+           -- Some provider of its chain that knows the asset is not cooling.
+           OR EXISTS (
+               SELECT
+               FROM assets a
+               CROSS JOIN unnest($5::text[], $6::asset_type[]) AS chain (provider, asset_type)
+               WHERE a.id = q.asset_id
+                 AND chain.asset_type = a.asset_type
+                 AND provider_has_symbol(chain.provider, a.asset_type, a.symbol, a.currency,
+                                         a.yahoo_symbol, a.binance_symbol, a.coingecko_id)
+                 AND chain.provider <> ALL ((SELECT providers FROM cooling)::text[])))
     ORDER BY coalesce(q.retry_after, '-infinity'), q.id
     LIMIT $3
     FOR UPDATE OF q SKIP LOCKED
@@ -33,7 +44,16 @@ retries AS (
       AND coalesce(q.retry_after, '-infinity') <= coalesce($2::timestamptz, now())
       AND ((SELECT cardinality(providers) FROM cooling) = 0
            OR cardinality($5::text[]) = 0
-           OR backfill_job_servable(q.asset_id, $5, $6, (SELECT providers FROM cooling)))
+           -- Some provider of its chain that knows the asset is not cooling.
+           OR EXISTS (
+               SELECT
+               FROM assets a
+               CROSS JOIN unnest($5::text[], $6::asset_type[]) AS chain (provider, asset_type)
+               WHERE a.id = q.asset_id
+                 AND chain.asset_type = a.asset_type
+                 AND provider_has_symbol(chain.provider, a.asset_type, a.symbol, a.currency,
+                                         a.yahoo_symbol, a.binance_symbol, a.coingecko_id)
+                 AND chain.provider <> ALL ((SELECT providers FROM cooling)::text[])))
     ORDER BY coalesce(q.retry_after, '-infinity'), q.id
     LIMIT $3
     FOR UPDATE OF q SKIP LOCKED

@@ -178,8 +178,16 @@ async fn a_429_without_retry_after_snoozes_the_job_and_pauses_the_provider_for_e
         Some("binance")
     );
     assert!(first.process_next().await.unwrap().finished.is_empty());
+    // Set aside until Yahoo is back, without using an attempt.
     let waiting = job(&db.pool, msft).await;
-    assert_eq!((waiting.status.as_str(), waiting.attempts), ("pending", 0));
+    assert_eq!(
+        (
+            waiting.status.as_str(),
+            waiting.attempts,
+            waiting.retry_after
+        ),
+        ("rate_limited", 0, Some(setup.now() + minutes(5)))
+    );
     assert_eq!(
         requests_to(&server, "/v8/").await,
         1,
@@ -487,7 +495,7 @@ async fn a_binance_418_ban_holds_binance_jobs_while_stocks_flow() {
     let claimed: Vec<i64> = step.finished.iter().map(|f| f.job.id.0).collect();
     assert_eq!(claimed, vec![aapl]);
     assert_eq!(job(&db.pool, aapl).await.status, "completed");
-    assert_eq!(job(&db.pool, eth).await.status, "pending");
+    assert_eq!(job(&db.pool, eth).await.status, "rate_limited", "set aside");
     assert_eq!(requests_to(&server, "/api/v3/klines").await, 1);
 }
 
@@ -527,7 +535,7 @@ async fn a_coingecko_html_429_pauses_coingecko_with_the_default_backoff() {
     let step = setup.worker(&db.pool, 10).process_next().await.unwrap();
     let claimed: Vec<i64> = step.finished.iter().map(|f| f.job.id.0).collect();
     assert_eq!(claimed, vec![aapl]);
-    assert_eq!(job(&db.pool, eth).await.status, "pending");
+    assert_eq!(job(&db.pool, eth).await.status, "rate_limited", "set aside");
     assert_eq!(requests_to(&server, "/coins/").await, 1);
 
     // When the pause ends, CoinGecko serves both.
@@ -584,4 +592,59 @@ async fn a_rate_limited_provider_hands_the_job_to_the_next_in_the_chain() {
         ("completed", Some("coingecko"))
     );
     assert_eq!(requests_to(&server, "/api/v3/klines").await, 1);
+}
+
+#[tokio::test]
+async fn jobs_behind_a_cooling_provider_are_set_aside_once_not_read_by_every_claim() {
+    let db = test_db().await;
+    let server = MockServer::start().await;
+    let setup = Setup::new(&server, &["--crypto-chain=binance"]);
+    yahoo_answers(&server, "BULK", yahoo_429()).await;
+    binance_answers(&server, "BTCUSDT", binance_ok()).await;
+    let stocks = insert_jobs(&db.pool, 500).await;
+    let btc = job_for(&db.pool, crypto("BTC", Some("BTCUSDT"), None)).await;
+
+    setup.worker(&db.pool, 1).process_next().await.unwrap();
+    let yahoo = provider_state(&db.pool, "yahoo").await;
+    let waiting: Vec<(i32, Option<DateTime<Utc>>)> = sqlx::query_as(
+        "SELECT attempts, retry_after FROM backfill_queue WHERE id = ANY($1) AND status = 'rate_limited'",
+    )
+    .bind(&stocks)
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(waiting.len(), 500, "every stock job waits out the cooldown");
+    assert!(
+        waiting.iter().all(|w| *w == (0, yahoo.cooldown_until)),
+        "no attempt used, due when Yahoo is back"
+    );
+    assert_eq!(job(&db.pool, btc).await.status, "pending");
+
+    // A claim now reads no stock job at all.
+    let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) {}",
+        include_str!("../sql/queue_claim.sql")
+    )))
+    .bind(uuid::Uuid::new_v4())
+    .bind(Some(setup.now()))
+    .bind(10_i64)
+    .bind(60_000_i64)
+    .bind(vec!["yahoo", "binance"])
+    .bind(vec![
+        pricekeeper::db::assets::AssetType::Stock,
+        pricekeeper::db::assets::AssetType::Crypto,
+    ])
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    let plan = plan.join("\n");
+    assert!(!plan.contains("rows=500"), "{plan}");
+    assert_eq!(job(&db.pool, btc).await.status, "in_progress", "{plan}");
+
+    // Once Yahoo is back they are due again.
+    setup.clock.set(yahoo.cooldown_until.unwrap());
+    server.reset().await;
+    yahoo_answers(&server, "BULK", yahoo_ok("BULK")).await;
+    let step = setup.worker(&db.pool, 10).process_next().await.unwrap();
+    assert_eq!(step.finished.len(), 10);
 }

@@ -32,6 +32,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use super::answer;
+use super::claim::snooze_unservable;
 use super::cooldown::{self, Cooldowns};
 use super::worker::JobBody;
 use super::{ChainFilter, ClaimedJob, Clock, Completion, Outcome, backoff};
@@ -100,7 +101,12 @@ impl Backfill {
                 )
                 .await
                 {
-                    Ok(until) => until,
+                    Ok(recorded) => {
+                        if recorded.began {
+                            self.snooze_unservable(clock).await;
+                        }
+                        recorded.until
+                    }
                     Err(e) => {
                         // Still pause it here; other processes learn of it
                         // from their own refusals.
@@ -126,6 +132,18 @@ impl Backfill {
                     _ => Tried::Permanent(error),
                 }
             }
+        }
+    }
+}
+
+impl Backfill {
+    /// Moves the jobs nobody can serve now out of the claims' way until the
+    /// first cooldown ends (a cost paid once per cooldown, not per claim).
+    async fn snooze_unservable(&self, clock: &Clock) {
+        match snooze_unservable(&self.pool, clock.sql(), &self.chains()).await {
+            Ok(0) => {}
+            Ok(jobs) => tracing::info!(jobs, "jobs wait for a provider cooldown to end"),
+            Err(e) => tracing::warn!(error = %e, "could not snooze the jobs behind a cooldown"),
         }
     }
 }

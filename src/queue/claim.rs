@@ -17,6 +17,7 @@ use super::{JobId, WorkerId, millis};
 use crate::db::assets::{Asset, AssetType};
 
 const CLAIM: &str = include_str!("../../sql/queue_claim.sql");
+const SNOOZE_COOLING: &str = include_str!("../../sql/queue_snooze_cooling.sql");
 
 /// A job this worker holds, with the asset it is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,4 +117,24 @@ pub async fn next_due_in(
     .fetch_one(db)
     .await?;
     Ok(seconds.map(|s| Duration::from_secs_f64(s.max(0.0))))
+}
+
+/// Snoozes the due jobs whose whole chain is cooling down to the end of the
+/// first cooldown, so claims stop reading them (sql/queue_snooze_cooling.sql).
+/// Returns how many were snoozed.
+pub async fn snooze_unservable(
+    db: impl PgExecutor<'_>,
+    now: Option<DateTime<Utc>>,
+    chains: &ChainFilter,
+) -> Result<u64, sqlx::Error> {
+    if chains.providers.is_empty() {
+        return Ok(0);
+    }
+    let done = sqlx::query(SNOOZE_COOLING)
+        .bind(now)
+        .bind(&chains.providers)
+        .bind(&chains.asset_types)
+        .execute(db)
+        .await?;
+    Ok(done.rows_affected())
 }

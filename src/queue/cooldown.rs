@@ -41,7 +41,7 @@ pub async fn record_rate_limit(
     retry_after: Option<Duration>,
     base: Duration,
     message: &str,
-) -> Result<DateTime<Utc>, sqlx::Error> {
+) -> Result<Recorded, sqlx::Error> {
     let mut tx = db.begin().await?;
     sqlx::query("INSERT INTO provider_state (provider) VALUES ($1) ON CONFLICT DO NOTHING")
         .bind(provider.as_str())
@@ -99,10 +99,20 @@ pub async fn record_rate_limit(
             .await?;
     }
     tx.commit().await?;
-    if Some(until) != current {
+    let began = Some(until) != current;
+    if began {
         tracing::warn!(%provider, consecutive, %until, "provider rate limited; paused for every worker");
     }
-    Ok(until)
+    Ok(Recorded { until, began })
+}
+
+/// What [`record_rate_limit`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recorded {
+    /// The end of the provider's cooldown.
+    pub until: DateTime<Utc>,
+    /// Whether this refusal started the cooldown or made it longer.
+    pub began: bool,
 }
 
 fn chrono_duration(d: Duration) -> chrono::Duration {

@@ -323,7 +323,16 @@ impl<B: JobBody> Worker<B> {
             stop_writing.abort();
         }
         helpers.cancel();
-        while aux.join_next().await.is_some() {}
+        // The helpers stop at once unless a database call holds them (a
+        // renewal waiting for a connection): then they are aborted, which
+        // only rolls back what they were doing.
+        let helpers_done = async { while aux.join_next().await.is_some() {} };
+        if tokio::time::timeout(Duration::from_secs(1), helpers_done)
+            .await
+            .is_err()
+        {
+            aux.shutdown().await;
+        }
         tracing::info!(worker.id = %inner.id, "backfill worker stopped");
     }
 }

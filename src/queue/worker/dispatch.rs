@@ -19,6 +19,9 @@ use super::{Inner, JobBody, WorkerError};
 /// How long a claim waits for more free slots once one is free.
 const BATCH_WAIT: Duration = Duration::from_millis(2);
 
+/// Added to the time until the next due job before sleeping on it.
+const DUE_SLACK: Duration = Duration::from_millis(10);
+
 /// How long the time until the next due job is trusted once read. Work
 /// that becomes due sooner arrives with a notification (new, released or
 /// reaped jobs); snoozes and retries are minutes away.
@@ -78,7 +81,14 @@ pub(super) async fn dispatch<B: JobBody>(
             let _ = tokio::time::timeout(BATCH_WAIT, slots.acquire_many(low_water)).await;
         }
         let want = (slots.available_permits() as u32).min(config.batch_size);
-        let jobs = match inner.claim(want).await {
+        // A claim waiting on a database that went away must not hold the
+        // shutdown; should it have committed unseen, the reaper returns
+        // its jobs when their lease runs out.
+        let claimed = tokio::select! {
+            _ = cancel.cancelled() => break,
+            claimed = inner.claim(want) => claimed,
+        };
+        let jobs = match claimed {
             Ok(jobs) => {
                 backoff = Duration::from_millis(100);
                 jobs
@@ -112,10 +122,16 @@ pub(super) async fn dispatch<B: JobBody>(
         if claimed == want {
             continue; // more may be due
         }
-        let pause = next_due
-            .pause(&inner.pool, &inner.clock)
-            .await
-            .map_or(config.poll_interval, |due| due.min(config.poll_interval));
+        let next = tokio::select! {
+            _ = cancel.cancelled() => break,
+            next = next_due.pause(&inner.pool, &inner.clock) => next,
+        };
+        // A little past the due time: woken a hair early, the claim would
+        // find nothing and the next read no job still to come, and the
+        // worker would sleep for the whole poll interval.
+        let pause = next.map_or(config.poll_interval, |due| {
+            (due + DUE_SLACK).min(config.poll_interval)
+        });
         tokio::select! {
             _ = cancel.cancelled() => break,
             _ = wake.notified() => {}
