@@ -83,7 +83,7 @@ impl Orchestrator {
                     backoff
                 }
                 Err(panic) => {
-                    tracing::error!(panic = %panic_message(&panic), retry_in = ?backoff,
+                    tracing::error!(panic = %crate::panics::message(&*panic), retry_in = ?backoff,
                         "orchestrator step panicked");
                     backoff = (backoff * 2).min(Duration::from_secs(30));
                     backoff
@@ -236,7 +236,7 @@ impl Orchestrator {
                 let _ = tx.rollback().await;
                 Err(ApplyFailure::Refused {
                     ids: ids(),
-                    reason: format!("applying it panicked: {}", panic_message(&panic)),
+                    reason: format!("applying it panicked: {}", crate::panics::message(&*panic)),
                 })
             }
         }
@@ -264,12 +264,4 @@ impl From<sqlx::Error> for ApplyFailure {
             _ => Self::Transient(e),
         }
     }
-}
-
-fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".to_owned())
 }

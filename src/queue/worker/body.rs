@@ -32,12 +32,10 @@ impl<B: JobBody> Inner<B> {
         let failure = match ran {
             Ok(Ok(outcome)) => return outcome,
             Ok(Err(panic)) => {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".to_owned());
-                format!("the job crashed the worker task ({what})")
+                format!(
+                    "the job crashed the worker task ({})",
+                    crate::panics::message(&*panic)
+                )
             }
             Err(_) => format!(
                 "the job ran longer than {}",
