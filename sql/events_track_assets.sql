@@ -1,6 +1,7 @@
 -- Add each asset's change in holders to its reference count, and return
 -- what the backfill planner needs. Rows are created for assets that gained
--- a holder or a buy; last_tracked_at moves while the asset has holders and
+-- a holder or a buy, and written only when their count changes;
+-- last_tracked_at moves with each change while the asset has holders and
 -- once more when the last one leaves.
 --
 -- Gains and losses go through separate statements because a row inserted
@@ -23,6 +24,10 @@ gained AS (
                 WHEN t.tracking_users + excluded.tracking_users > 0 THEN now()
                 ELSE t.last_tracked_at
             END
+        -- A buy by a portfolio that already holds the asset changes no
+        -- count: no new row version. The row is still locked, and not
+        -- returned: src/events/apply.rs reads it after this statement.
+        WHERE excluded.tracking_users <> 0
     RETURNING asset_id, tracking_users, history_from, history_to
 ),
 lost AS (

@@ -84,11 +84,24 @@ async fn the_same_portfolio_buying_twice_counts_once_and_queues_nothing_more() {
     let p = Uuid::new_v4();
     trade(&db.pool, p, msft, "buy", 5, "2026-01-05T15:00:00Z").await;
     orchestrator(&db).drain().await.unwrap();
+    let version = || async {
+        sqlx::query_scalar::<_, String>("SELECT xmin::text FROM tracked_assets WHERE asset_id = $1")
+            .bind(msft)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap()
+    };
+    let before = version().await;
     trade(&db.pool, p, msft, "buy", 5, "2026-02-05T15:00:00Z").await;
     orchestrator(&db).drain().await.unwrap();
 
     assert_eq!(users(&db.pool, msft).await, 1);
     assert_eq!(jobs(&db.pool, msft).await.len(), 1);
+    assert_eq!(
+        version().await,
+        before,
+        "a buy that changes no count leaves the tracked_assets row unwritten"
+    );
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@
 //! error): problems are reported from the resulting state
 //! (`sql/ops_event_problems.sql` lists negative holdings).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{NaiveDate, Utc};
 use sqlx::PgConnection;
@@ -20,6 +20,7 @@ use super::plan::{Demand, plan, wanted_from};
 
 const APPLY_HOLDINGS: &str = include_str!("../../sql/events_apply_holdings.sql");
 const TRACK_ASSETS: &str = include_str!("../../sql/events_track_assets.sql");
+const TRACKED_UNCHANGED: &str = include_str!("../../sql/events_tracked_unchanged.sql");
 const QUEUE_BACKFILLS: &str = include_str!("../../sql/events_queue_backfills.sql");
 const REVIVE_JOBS: &str = include_str!("../../sql/events_revive_jobs.sql");
 const REIDENTIFY: &str = include_str!("../../sql/events_reidentify.sql");
@@ -141,7 +142,7 @@ pub(super) async fn apply_batch(
     let mut jobs_queued = reidentify(tx, events, rules).await?;
 
     let (assets, deltas): (Vec<i64>, Vec<i32>) = users_delta.into_iter().unzip();
-    let tracked: Vec<TrackedAsset> = if assets.is_empty() {
+    let mut tracked: Vec<TrackedAsset> = if assets.is_empty() {
         Vec::new()
     } else {
         sqlx::query_as(TRACK_ASSETS)
@@ -150,6 +151,23 @@ pub(super) async fn apply_batch(
             .fetch_all(&mut *tx)
             .await?
     };
+    // Buys into assets their portfolio already held: rows not rewritten,
+    // read now.
+    let returned: HashSet<i64> = tracked.iter().map(|t| t.asset_id).collect();
+    let unchanged: Vec<i64> = assets
+        .iter()
+        .zip(&deltas)
+        .filter(|(asset, delta)| **delta == 0 && !returned.contains(asset))
+        .map(|(asset, _)| *asset)
+        .collect();
+    if !unchanged.is_empty() {
+        tracked.extend(
+            sqlx::query_as::<_, TrackedAsset>(TRACKED_UNCHANGED)
+                .bind(&unchanged)
+                .fetch_all(&mut *tx)
+                .await?,
+        );
+    }
 
     let today = Utc::now().date_naive();
     let mut coverage = (Vec::new(), Vec::new(), Vec::new());
