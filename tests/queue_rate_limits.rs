@@ -354,7 +354,8 @@ async fn retry_after_zero_keeps_doubling_and_no_request_goes_out_during_a_pause(
 async fn a_429_without_retry_after_stops_the_requests_waiting_for_a_token() {
     let db = test_db().await;
     let server = MockServer::start().await;
-    // 5/s: a burst of 5 at once, then one every 200 ms.
+    // 5/s: one at once (a burst is at most a twentieth of the budget),
+    // then one every 250 ms; the other 19 wait for a token.
     let setup = Setup::new(&server, &["--yahoo-rate=5/s"]);
     let symbols: Vec<String> = (0..20).map(|i| format!("S{i:02}")).collect();
     for symbol in &symbols {
@@ -365,15 +366,92 @@ async fn a_429_without_retry_after_stops_the_requests_waiting_for_a_token() {
     assert_eq!(step.finished.len(), 20);
     assert_eq!(
         requests_to(&server, "/v8/").await,
-        5,
-        "only the burst that left before the first refusal reached the provider"
+        1,
+        "only the request that left before the first refusal reached the provider"
     );
     assert_eq!(count_status(&db.pool, "rate_limited").await, 20);
     let yahoo = provider_state(&db.pool, "yahoo").await;
     assert_eq!(
-        (yahoo.consecutive_rate_limits, yahoo.rate_limited_total),
-        (1, 5),
+        (
+            yahoo.consecutive_rate_limits,
+            yahoo.rate_limited_total,
+            yahoo.requests_total
+        ),
+        (1, 1, 1),
         "local refusals are not counted as the provider's"
+    );
+}
+
+#[tokio::test]
+async fn a_refusal_during_a_pause_it_does_not_lengthen_leaves_the_row_unwritten() {
+    use pricekeeper::providers::ProviderKind;
+    use pricekeeper::queue::cooldown::record_rate_limit;
+
+    let db = test_db().await;
+    let base = Duration::from_secs(300);
+    let first = record_rate_limit(&db.pool, ProviderKind::Yahoo, None, None, base)
+        .await
+        .unwrap();
+    assert!(first.began);
+    let version = || async {
+        sqlx::query_scalar::<_, String>(
+            "SELECT xmin::text FROM provider_state WHERE provider = 'yahoo'",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
+    };
+    let before = version().await;
+    for _ in 0..5 {
+        let again = record_rate_limit(&db.pool, ProviderKind::Yahoo, None, None, base)
+            .await
+            .unwrap();
+        assert_eq!((again.until, again.began), (first.until, false));
+    }
+    assert_eq!(version().await, before, "no new row version per refusal");
+    // A longer Retry-After does lengthen it, and is written.
+    let longer = record_rate_limit(
+        &db.pool,
+        ProviderKind::Yahoo,
+        None,
+        Some(Duration::from_secs(3600)),
+        base,
+    )
+    .await
+    .unwrap();
+    assert!(longer.began && longer.until > first.until);
+    assert_ne!(version().await, before);
+}
+
+#[tokio::test]
+async fn failed_requests_are_counted_once_each_with_the_last_message() {
+    let db = test_db().await;
+    let server = MockServer::start().await;
+    let setup = Setup::new(&server, &[]);
+    for symbol in ["AAPL", "MSFT", "NVDA"] {
+        yahoo_answers(&server, symbol, ResponseTemplate::new(503)).await;
+        job_for(&db.pool, stock(symbol)).await;
+    }
+    yahoo_answers(&server, "AMZN", yahoo_ok("AMZN")).await;
+    job_for(&db.pool, stock("AMZN")).await;
+    let step = setup.worker(&db.pool, 10).process_next().await.unwrap();
+    assert_eq!(step.finished.len(), 4);
+    let yahoo = provider_state(&db.pool, "yahoo").await;
+    assert_eq!(
+        (
+            yahoo.requests_total,
+            yahoo.errors_total,
+            yahoo.rate_limited_total
+        ),
+        (requests_to(&server, "/v8/").await as i64, 3, 0)
+    );
+    assert!(
+        yahoo
+            .last_error
+            .as_deref()
+            .is_some_and(|m| m.contains("503")),
+        "{:?}",
+        yahoo.last_error
     );
 }
 
@@ -429,7 +507,6 @@ async fn a_cooldown_announced_by_another_process_stops_requests_here_at_once() {
         None,
         None,
         settings.retry_exponential_base,
-        "HTTP 429",
     )
     .await
     .unwrap();

@@ -3,10 +3,12 @@
 //! The scratch database is created fresh and dropped afterwards, so a bench
 //! never touches real data.
 
+pub mod budget;
 pub mod daemon;
 pub mod events;
 mod market;
 pub mod queue;
+mod yahoo_server;
 
 use std::time::Duration;
 
@@ -28,6 +30,9 @@ pub enum BenchError {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum BenchCommand {
+    /// Worker processes sharing one Yahoo budget through the database: the
+    /// peak request count in any window of the budget's period.
+    Budget(budget::BudgetBench),
     /// One daemon tick and the daily-close passes for 10,000 held assets
     /// against a local market: requests sent, wall and database time.
     Daemon(daemon::DaemonBench),
@@ -43,6 +48,7 @@ pub async fn run(
     command: &BenchCommand,
 ) -> Result<serde_json::Value, BenchError> {
     let report = match command {
+        BenchCommand::Budget(args) => serde_json::to_value(budget::run(settings, args).await?),
         BenchCommand::Daemon(args) => serde_json::to_value(daemon::run(settings, args).await?),
         BenchCommand::Events(args) => serde_json::to_value(events::run(settings, args).await?),
         BenchCommand::Queue(args) => serde_json::to_value(queue::run(settings, args).await?),
@@ -68,6 +74,15 @@ impl Scratch {
         db::migrate(&pool).await?;
         let admin = server.clone().database("postgres");
         Ok(Self { pool, name, admin })
+    }
+
+    /// `base` (a database URL) pointing at this scratch database, for
+    /// processes the bench starts.
+    pub fn url(&self, base: &str) -> Result<String, BenchError> {
+        let mut url = url::Url::parse(base)
+            .map_err(|e| BenchError::Stalled(format!("DATABASE_URL is not a URL: {e}")))?;
+        url.set_path(&self.name);
+        Ok(url.to_string())
     }
 
     pub async fn drop(self) -> Result<(), BenchError> {
@@ -110,6 +125,23 @@ impl Percentiles {
     }
 }
 
+/// The most of `arrivals` (in order) inside any window of length `per`:
+/// what a provider counting requests per window would see at worst.
+pub fn peak_in_window<T>(arrivals: &[T], per: Duration) -> usize
+where
+    T: Copy + std::ops::Sub<Output = Duration>,
+{
+    let mut peak = 0;
+    let mut first = 0;
+    for (i, at) in arrivals.iter().enumerate() {
+        while *at - arrivals[first] >= per {
+            first += 1;
+        }
+        peak = peak.max(i + 1 - first);
+    }
+    peak
+}
+
 pub fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
@@ -117,6 +149,20 @@ pub fn round3(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_peak_is_the_fullest_window() {
+        let t0 = std::time::Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let arrivals = [at(0), at(100), at(900), at(1000), at(1050), at(2500)];
+        // [100, 1100) holds 100, 900, 1000, 1050.
+        assert_eq!(peak_in_window(&arrivals, Duration::from_secs(1)), 4);
+        assert_eq!(peak_in_window(&arrivals, Duration::from_secs(3)), 6);
+        assert_eq!(
+            peak_in_window::<std::time::Instant>(&[], Duration::from_secs(1)),
+            0
+        );
+    }
 
     #[test]
     fn percentiles_pick_nearest_rank() {

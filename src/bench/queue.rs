@@ -12,13 +12,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use chrono::{Datelike, NaiveDate, Weekday};
+use chrono::NaiveDate;
 use sqlx::PgPool;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use super::yahoo_server::{BARS, serve_year};
 use super::{BenchError, Percentiles, Scratch, round3};
 use crate::config::Settings;
 use crate::events::JOBS_CHANNEL;
@@ -85,9 +84,6 @@ pub struct Target {
     pub met: bool,
 }
 
-/// Trading days in the real drain's one-year series.
-const BARS: usize = 252;
-
 pub async fn run(settings: &Settings, args: &QueueBench) -> Result<QueueReport, BenchError> {
     let scratch = Scratch::create(&settings.connect_options(), 16).await?;
     let report = measure(&scratch.pool, settings, args).await;
@@ -115,7 +111,7 @@ async fn measure(
         );
     }
 
-    let (server, days) = serve_year().await?;
+    let (server, days) = serve_year(None).await?;
     let mut real = Vec::new();
     let mut peak_rss = None;
     let widest = args.concurrencies.iter().copied().max().unwrap_or(1);
@@ -226,7 +222,11 @@ async fn insert_bare_jobs(pool: &PgPool, n: usize) -> Result<(), BenchError> {
 }
 
 /// One asset per job, each a one-year backfill.
-async fn insert_real_jobs(pool: &PgPool, n: usize, days: &[NaiveDate]) -> Result<(), BenchError> {
+pub(super) async fn insert_real_jobs(
+    pool: &PgPool,
+    n: usize,
+    days: &[NaiveDate],
+) -> Result<(), BenchError> {
     sqlx::query(
         "WITH a AS (INSERT INTO assets (symbol, asset_type, exchange, currency)
                     SELECT 'B' || i, 'stock', 'XNAS', 'USD' FROM generate_series(1, $1) AS i
@@ -368,90 +368,6 @@ async fn latency(pool: &PgPool, settings: &Settings, n: usize) -> Result<Percent
     cancel.cancel();
     let _ = running.await;
     Ok(Percentiles::of(samples))
-}
-
-/// A local HTTP/1.1 server answering every request at once with Yahoo's
-/// chart for a NASDAQ stock: 252 daily bars ending late 2024. Returns its
-/// base URL and the bar dates.
-async fn serve_year() -> Result<(url::Url, Vec<NaiveDate>), BenchError> {
-    let days: Vec<NaiveDate> = NaiveDate::from_ymd_opt(2024, 1, 2)
-        .expect("date")
-        .iter_days()
-        .filter(|d| !matches!(d.weekday(), Weekday::Sat | Weekday::Sun))
-        .take(BARS)
-        .collect();
-    let body = yahoo_year(&days);
-    let head = format!(
-        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
-        body.len()
-    );
-    let response: Arc<[u8]> = [head.as_bytes(), body.as_bytes()].concat().into();
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| BenchError::Stalled(format!("cannot start the local server: {e}")))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| BenchError::Stalled(e.to_string()))?;
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            let response = response.clone();
-            tokio::spawn(async move {
-                let _ = socket.set_nodelay(true);
-                let mut buf = vec![0u8; 8192];
-                let mut filled = 0;
-                loop {
-                    match socket.read(&mut buf[filled..]).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => filled += n,
-                    }
-                    // GET requests carry no body: a blank line ends each one.
-                    while let Some(end) = buf[..filled].windows(4).position(|w| w == b"\r\n\r\n") {
-                        if socket.write_all(&response).await.is_err() {
-                            return;
-                        }
-                        buf.copy_within(end + 4..filled, 0);
-                        filled -= end + 4;
-                    }
-                    if filled == buf.len() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    let url = url::Url::parse(&format!("http://{addr}")).expect("local URL");
-    Ok((url, days))
-}
-
-fn yahoo_year(days: &[NaiveDate]) -> String {
-    let ts: Vec<i64> = days
-        .iter()
-        .map(|d| {
-            d.and_hms_opt(14, 30, 0)
-                .expect("time")
-                .and_utc()
-                .timestamp()
-        })
-        .collect();
-    let close: Vec<f64> = (0..days.len())
-        .map(|i| f64::from(150.0_f32 + i as f32 * 0.37))
-        .collect();
-    let open: Vec<f64> = close.iter().map(|c| c - 0.5).collect();
-    let high: Vec<f64> = close.iter().map(|c| c + 1.25).collect();
-    let low: Vec<f64> = close.iter().map(|c| c - 1.25).collect();
-    let volume: Vec<u64> = (0..days.len() as u64)
-        .map(|i| 50_000_000 + i * 1_000)
-        .collect();
-    serde_json::json!({"chart": {"result": [{
-        "meta": {"currency": "USD", "symbol": "BENCH", "exchangeName": "NMS",
-                 "instrumentType": "EQUITY", "gmtoffset": -18000, "timezone": "EST",
-                 "exchangeTimezoneName": "America/New_York", "dataGranularity": "1d"},
-        "timestamp": ts,
-        "indicators": {"quote": [{"open": open, "high": high, "low": low, "close": close,
-                                  "volume": volume}],
-                       "adjclose": [{"adjclose": close}]}
-    }], "error": null}})
-    .to_string()
 }
 
 /// Resets the kernel's peak-RSS mark for this process (Linux: writing 5 to

@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::calendar::{CalendarId, Calendars, Closures};
 use crate::config::Settings;
+use crate::db::budget::PgBudget;
 use crate::providers::Providers;
 use lease::Leadership;
 use schedule::Fire;
@@ -70,16 +71,20 @@ impl Daemon {
         }
         let closures = Closures::builtin_and_file(settings.calendar_closures.as_deref())?;
         let lease = settings.daemon_lease;
+        let providers = Providers::from_settings(settings)?;
+        // Quotes spend the same request budgets as every worker's backfills.
+        providers.share_budget(Arc::new(PgBudget::new(pool.clone())));
         Ok(Self {
             ticker: Ticker {
                 pool: pool.clone(),
-                providers: Providers::from_settings(settings)?,
+                providers,
                 calendars: Calendars::new(closures),
                 trading_hours_only: settings.trading_hours_only,
                 retry_base: settings.retry_exponential_base,
                 role: ROLE.to_owned(),
                 fence_hold: lease,
                 max_attempts: settings.max_backfill_attempts as i32,
+                ledger: Arc::default(),
             },
             leadership: Arc::new(Leadership::new(pool, ROLE, lease)),
             interval_minutes: settings.fetch_interval_minutes,

@@ -22,7 +22,9 @@ use super::lease::{self, Term};
 use super::plan::{self, Plan, Scope, Wanted};
 use crate::calendar::{CalendarId, Calendars, Session};
 use crate::db::assets::Asset;
+use crate::providers::http::not_sent;
 use crate::providers::{ProviderError, ProviderKind, Providers, Quote, Quotes};
+use crate::queue::ledger::Ledger;
 
 /// Above this many symbols, one all-symbols ticker request (weight 4) is
 /// cheaper than lists of 100.
@@ -88,6 +90,8 @@ pub struct Ticker {
     pub fence_hold: Duration,
     /// `max_attempts` of the backfills a close queues.
     pub max_attempts: i32,
+    /// What the providers did, for `provider_state`, written after each tick.
+    pub ledger: std::sync::Arc<Ledger>,
 }
 
 /// A fetched price for one asset.
@@ -197,6 +201,13 @@ impl Ticker {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        if let Err(e) = self
+            .ledger
+            .flush(&self.pool, &self.providers, Some(now))
+            .await
+        {
+            tracing::warn!(error = %e, "could not record provider successes and errors; kept for the next tick");
+        }
         Ok(report)
     }
 
@@ -248,7 +259,10 @@ impl Ticker {
             let mut unanswered: Vec<(ProviderKind, Wanted)> = Vec::new();
             for (kind, wanted, answer) in join_all(calls).await {
                 let quotes = match answer {
-                    Ok(quotes) => quotes,
+                    Ok(quotes) => {
+                        self.ledger.success(kind, now);
+                        quotes
+                    }
                     Err(e) => {
                         self.note_failure(kind, &e, now).await?;
                         report.failed.insert(kind.to_string(), e.to_string());
@@ -318,16 +332,16 @@ impl Ticker {
         now: DateTime<Utc>,
     ) -> Result<(), DaemonError> {
         tracing::warn!(provider = %kind, error = %error, "quote batch failed");
+        if not_sent(error) {
+            // Refused here during a cooldown: the provider saw nothing.
+            return Ok(());
+        }
+        let rate_limited = matches!(error, ProviderError::RateLimited { .. });
+        self.ledger
+            .error(kind, now, &error.to_string(), !rate_limited);
         if let ProviderError::RateLimited { retry_after, .. } = error {
-            cooldown::record_rate_limit(
-                &self.pool,
-                kind,
-                Some(now),
-                *retry_after,
-                self.retry_base,
-                &error.to_string(),
-            )
-            .await?;
+            cooldown::record_rate_limit(&self.pool, kind, Some(now), *retry_after, self.retry_base)
+                .await?;
         }
         Ok(())
     }

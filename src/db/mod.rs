@@ -9,6 +9,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, Executor, PgConnection, PgPool};
 
 pub mod assets;
+pub mod budget;
 
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 

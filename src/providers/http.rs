@@ -109,6 +109,7 @@ impl Endpoint {
         // A 429 may have arrived while this request waited for a token:
         // sending now is what turns Binance's 429 into a 418 ban.
         self.refuse_while_cooling(ctx)?;
+        self.limiter.sent();
         tracing::trace!(provider = %self.kind, symbol = %Printable(&ctx.symbol), path = url.path(), "request");
         send(ctx, self.client.get(url).headers(headers), max_body).await
     }

@@ -195,6 +195,19 @@ impl Providers {
         }
     }
 
+    /// Makes every provider's requests also take tokens from `budget`,
+    /// shared with every process using the same database.
+    pub fn share_budget(&self, budget: Arc<dyn rate_limit::SharedBudget>) {
+        for kind in ProviderKind::ALL {
+            self.limiter(kind).share_budget(kind, budget.clone());
+        }
+    }
+
+    /// Requests `kind` was sent and refused since the last call.
+    pub fn take_tally(&self, kind: ProviderKind) -> rate_limit::Tally {
+        self.limiter(kind).take_tally()
+    }
+
     /// How long `kind` has left to cool down, as this process knows it.
     pub fn cooldown_left(&self, kind: ProviderKind) -> Option<Duration> {
         self.limiter(kind).cooldown_left()

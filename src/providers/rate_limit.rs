@@ -13,6 +13,13 @@
 //! the database ([`SharedCooldown`], installed with [`RateLimiter::share`]):
 //! then a refusal pauses the provider in that shared view at once, and a
 //! pause announced by another process stops requests waiting here too.
+//! It shares the budget too ([`SharedBudget`], installed with
+//! [`RateLimiter::share_budget`]): every request also takes a token from a
+//! bucket in the database, so N processes together keep to one budget.
+//!
+//! A budget of `count` per `per` means at most `count` requests in any
+//! window of `per`, bursts included (see [`Rate::pacing`]): a provider
+//! counting its own window must never see more.
 
 use std::fmt;
 use std::num::NonZeroU32;
@@ -21,6 +28,7 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use governor::clock::{Clock, Reference};
 use governor::middleware::NoOpMiddleware;
 use governor::nanos::Nanos;
@@ -42,6 +50,55 @@ pub trait SharedCooldown: Send + Sync + fmt::Debug {
     /// `kind` refused a request just now: pause it at once, before the
     /// refusal is recorded anywhere.
     fn refused(&self, kind: ProviderKind, retry_after: Option<Duration>);
+}
+
+/// How long the leftover tokens of a slice taken from a [`SharedBudget`]
+/// may still be spent; older ones are dropped unspent. The pacing counts
+/// it in, so spending late cannot crowd one window.
+const SLICE_LIFE: Duration = Duration::from_millis(200);
+
+/// A slice is about this much of the budget's time: one round trip to the
+/// shared bucket per slice, not per request.
+const SLICE_SPAN: Duration = Duration::from_millis(100);
+
+/// A request budget kept beyond this process: `provider_budget` in the
+/// database, taken from by every process that uses it.
+#[async_trait]
+pub trait SharedBudget: Send + Sync + fmt::Debug {
+    /// Takes up to `want` tokens of `kind`'s bucket, paced by `pacing`.
+    async fn take(&self, kind: ProviderKind, want: u32, pacing: Pacing) -> Result<Taken, String>;
+}
+
+/// What a [`SharedBudget`] handed out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taken {
+    /// This many tokens (at least one), to be spent now.
+    Granted(u32),
+    /// None free; the next one is this far off.
+    Wait(Duration),
+}
+
+/// A token bucket's shape: one token every `every`, and up to `burst` at
+/// once after a quiet spell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pacing {
+    pub every: Duration,
+    pub burst: NonZeroU32,
+}
+
+impl Pacing {
+    /// How far ahead of now the bucket may run: the burst less one token.
+    pub fn tolerance(self) -> Duration {
+        self.every * (self.burst.get() - 1)
+    }
+
+    /// Tokens worth taking at once from a shared bucket.
+    fn slice(self) -> u32 {
+        let worth = SLICE_SPAN.as_nanos() / self.every.as_nanos().max(1);
+        u32::try_from(worth)
+            .unwrap_or(u32::MAX)
+            .clamp(1, self.burst.get())
+    }
 }
 
 /// A request budget: `count` requests per `per`.
@@ -74,20 +131,30 @@ impl Rate {
         if left <= right { self } else { other }
     }
 
-    /// Time between two requests at a steady pace.
-    pub fn interval(self) -> Duration {
-        self.per / self.count.max(1)
-    }
-
     /// How many requests may go at once after a quiet spell: ten seconds'
-    /// worth, at least one and at most `count`. A full bucket of an hourly
-    /// budget (2000 Yahoo requests at once) is exactly the hammering that
-    /// earns 429s.
+    /// worth, but at most a twentieth of `count`, and at least one. A full
+    /// bucket of an hourly budget (2000 Yahoo requests at once) is exactly
+    /// the hammering that earns 429s.
     pub fn burst(self) -> NonZeroU32 {
         let ten_secs = Duration::from_secs(10).as_nanos();
         let worth = (u128::from(self.count) * ten_secs).div_ceil(self.per.as_nanos().max(1));
-        let burst = worth.clamp(1, u128::from(self.count.max(1)));
+        let burst = worth.min(u128::from(self.count / 20)).max(1);
         NonZeroU32::new(u32::try_from(burst).unwrap_or(u32::MAX)).unwrap_or(NonZeroU32::MIN)
+    }
+
+    /// The bucket that keeps to this rate in every window of `per`, even
+    /// when tokens are spent up to `late` after they were handed out: in a
+    /// window the bucket hands out at most `burst` plus one token per
+    /// `every`, so the steady pace leaves room for the burst. For 600/min
+    /// that is 570/min steady after a burst of 30; for Yahoo's 2000/h,
+    /// 1994/h after 6.
+    pub fn pacing(self, late: Duration) -> Pacing {
+        let burst = self.burst();
+        let steady = (self.count - burst.get()).max(1);
+        Pacing {
+            every: (self.per + late) / steady,
+            burst,
+        }
     }
 }
 
@@ -178,6 +245,28 @@ pub struct RateLimiter {
     hold_until: Mutex<Option<Instant>>,
     cooldown_until: Mutex<Option<Instant>>,
     shared: OnceLock<(ProviderKind, Arc<dyn SharedCooldown>)>,
+    budget: OnceLock<(ProviderKind, Arc<dyn SharedBudget>)>,
+    /// Tokens taken from the shared budget and not yet spent. Its lock
+    /// also makes one waiter at a time ask the database for more.
+    slice: tokio::sync::Mutex<Slice>,
+    /// When a failing shared budget was last logged.
+    budget_failed: Mutex<Option<Instant>>,
+    /// Requests sent and refusals received since the last [`RateLimiter::take_tally`].
+    tally: Mutex<Tally>,
+}
+
+/// Requests that reached the provider, and how many it refused as rate
+/// limits, since the last look.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Tally {
+    pub requests: i64,
+    pub rate_limited: i64,
+}
+
+#[derive(Debug, Default)]
+struct Slice {
+    left: u32,
+    until: Option<Instant>,
 }
 
 impl fmt::Debug for RateLimiter {
@@ -190,16 +279,34 @@ impl fmt::Debug for RateLimiter {
 
 impl RateLimiter {
     pub fn new(rate: Rate) -> Self {
-        let quota = Quota::with_period(rate.interval().max(Duration::from_nanos(1)))
+        let pacing = rate.pacing(Duration::ZERO);
+        let quota = Quota::with_period(pacing.every.max(Duration::from_nanos(1)))
             .expect("period is at least one nanosecond")
-            .allow_burst(rate.burst());
+            .allow_burst(pacing.burst);
         Self {
             rate,
             bucket: Gcra::direct_with_clock(quota, TokioClock),
             hold_until: Mutex::new(None),
             cooldown_until: Mutex::new(None),
             shared: OnceLock::new(),
+            budget: OnceLock::new(),
+            slice: tokio::sync::Mutex::new(Slice::default()),
+            budget_failed: Mutex::new(None),
+            tally: Mutex::new(Tally::default()),
         }
+    }
+
+    /// A request is leaving for the provider now.
+    pub fn sent(&self) {
+        self.tally
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .requests += 1;
+    }
+
+    /// What was sent and refused since the last call.
+    pub fn take_tally(&self) -> Tally {
+        std::mem::take(&mut *self.tally.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Makes `shared` this limiter's cooldown authority for `kind` (once).
@@ -207,12 +314,26 @@ impl RateLimiter {
         let _ = self.shared.set((kind, shared));
     }
 
+    /// Makes every request also take a token of `kind`'s budget in
+    /// `budget`, shared with other processes (once).
+    pub fn share_budget(&self, kind: ProviderKind, budget: Arc<dyn SharedBudget>) {
+        let _ = self.budget.set((kind, budget));
+    }
+
     pub fn rate(&self) -> Rate {
         self.rate
     }
 
-    /// Waits until a request may be sent: past any hold, then a token.
+    /// Waits until a request may be sent: past any hold, then a token of
+    /// this process's bucket and of the shared budget, if there is one.
     pub async fn acquire(&self) {
+        self.acquire_local().await;
+        if let Some((kind, budget)) = self.budget.get() {
+            self.acquire_shared(*kind, budget.as_ref()).await;
+        }
+    }
+
+    async fn acquire_local(&self) {
         loop {
             // Checked on every turn: a hold (e.g. Binance's used weight
             // nearing its limit) may be set while this task waits.
@@ -224,6 +345,43 @@ impl RateLimiter {
                 Err(not_until) => {
                     let wait = not_until.wait_time_from(TokioClock.now());
                     tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+
+    /// A token of the shared budget: from the slice in hand, else a new
+    /// slice, waiting as long as the shared bucket says. Should the
+    /// database fail, this process's own bucket is all there is: the
+    /// request goes (logged at most every minute), since the job it
+    /// serves cannot be stored meanwhile anyway.
+    async fn acquire_shared(&self, kind: ProviderKind, budget: &dyn SharedBudget) {
+        let pacing = self.rate.pacing(SLICE_LIFE);
+        let mut slice = self.slice.lock().await;
+        loop {
+            if slice.left > 0 && slice.until.is_some_and(|until| until > Instant::now()) {
+                slice.left -= 1;
+                return;
+            }
+            match budget.take(kind, pacing.slice(), pacing).await {
+                Ok(Taken::Granted(n)) => {
+                    *slice = Slice {
+                        left: n.saturating_sub(1),
+                        until: Some(Instant::now() + SLICE_LIFE),
+                    };
+                    return;
+                }
+                Ok(Taken::Wait(wait)) => {
+                    tokio::time::sleep(wait.max(Duration::from_millis(1))).await;
+                }
+                Err(error) => {
+                    let mut logged = self.budget_failed.lock().unwrap_or_else(|p| p.into_inner());
+                    if logged.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
+                        *logged = Some(Instant::now());
+                        tracing::warn!(provider = %kind, %error,
+                            "shared request budget unavailable; pacing by this process's budget alone");
+                    }
+                    return;
                 }
             }
         }
@@ -258,6 +416,10 @@ impl RateLimiter {
     /// without a Retry-After. With a shared view, that view decides how
     /// long; alone, the provider's word or [`LOCAL_PAUSE`].
     pub fn refused(&self, retry_after: Option<Duration>) {
+        self.tally
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .rate_limited += 1;
         match self.shared.get() {
             Some((kind, shared)) => shared.refused(*kind, retry_after),
             None => self.cool_down(
@@ -285,6 +447,7 @@ fn current(slot: &Mutex<Option<Instant>>) -> Option<Instant> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bench::peak_in_window;
 
     #[test]
     fn rates_parse_in_every_spelling() {
@@ -332,30 +495,46 @@ mod tests {
     }
 
     #[test]
-    fn the_slower_rate_wins_and_bursts_are_ten_seconds() {
+    fn the_slower_rate_wins_and_bursts_are_short() {
         let ceiling = Rate::per_minute(30);
         assert_eq!(Rate::per_hour(2000).min(ceiling), ceiling); // 33/min > 30/min
         assert_eq!(Rate::per_minute(20).min(ceiling), Rate::per_minute(20));
-        assert_eq!(Rate::per_hour(2000).burst().get(), 6);
-        assert_eq!(Rate::per_minute(1200).burst().get(), 200);
-        assert_eq!(Rate::per_minute(50).burst().get(), 9);
+        assert_eq!(Rate::per_hour(2000).burst().get(), 6); // ten seconds' worth
+        assert_eq!(Rate::per_minute(1200).burst().get(), 60); // a twentieth
+        assert_eq!(Rate::per_minute(50).burst().get(), 2);
+        assert_eq!(Rate::per_minute(10).burst().get(), 1);
         assert_eq!(Rate::per_hour(1).burst().get(), 1);
-        assert_eq!(
-            Rate {
-                count: 3,
-                per: Duration::from_secs(1)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_window_of_the_period_sees_more_than_the_count() {
+        for rate in [
+            Rate::per_minute(600),
+            Rate::per_minute(60),
+            Rate::per_minute(10),
+            Rate::per_hour(2000),
+        ] {
+            let limiter = RateLimiter::new(rate);
+            let mut times = Vec::new();
+            for _ in 0..rate.count * 3 {
+                limiter.acquire().await;
+                times.push(Instant::now());
             }
-            .burst()
-            .get(),
-            3
-        );
+            let peak = peak_in_window(&times, rate.per);
+            assert!(peak <= rate.count as usize, "{rate}: {peak} in one window");
+            // ... and the steady pace loses no more than the burst.
+            assert!(
+                peak as u32 >= rate.count - rate.burst().get(),
+                "{rate}: {peak}"
+            );
+        }
     }
 
     #[tokio::test(start_paused = true)]
     async fn bucket_lets_a_burst_through_then_paces() {
-        let limiter = RateLimiter::new(Rate::per_minute(60)); // 1/s, burst 10
+        let limiter = RateLimiter::new(Rate::per_minute(600)); // burst 30, then 570/min
         let start = Instant::now();
-        for _ in 0..10 {
+        for _ in 0..30 {
             limiter.acquire().await;
         }
         assert_eq!(
@@ -363,18 +542,18 @@ mod tests {
             Duration::ZERO,
             "the burst waits for nothing"
         );
-        for _ in 0..5 {
+        for _ in 0..57 {
             limiter.acquire().await;
         }
         let paced = start.elapsed();
         assert!(
-            paced >= Duration::from_secs(5) && paced < Duration::from_millis(5100),
+            paced >= Duration::from_secs(6) && paced < Duration::from_millis(6100),
             "{paced:?}"
         );
         // After a quiet minute the whole burst is back.
         tokio::time::advance(Duration::from_secs(60)).await;
         let again = Instant::now();
-        for _ in 0..10 {
+        for _ in 0..30 {
             limiter.acquire().await;
         }
         assert_eq!(again.elapsed(), Duration::ZERO);
@@ -387,10 +566,10 @@ mod tests {
         for _ in 0..106 {
             limiter.acquire().await;
         }
-        // 6 at once, then one every 1.8 s.
+        // 6 at once, then one every 3600/1994 s.
         let elapsed = start.elapsed();
         assert!(
-            elapsed >= Duration::from_secs(180) && elapsed < Duration::from_secs(181),
+            elapsed >= Duration::from_millis(180_540) && elapsed < Duration::from_millis(180_560),
             "{elapsed:?}"
         );
     }

@@ -34,9 +34,11 @@ use tokio_util::sync::CancellationToken;
 use super::answer;
 use super::claim::snooze_unservable;
 use super::cooldown::{self, Cooldowns};
+use super::ledger::Ledger;
 use super::worker::JobBody;
 use super::{ChainFilter, ClaimedJob, Clock, Completion, Outcome, backoff};
 use crate::db::assets::AssetType;
+use crate::db::budget::PgBudget;
 use crate::providers::http::not_sent;
 use crate::providers::{Disposition, History, Interval, ProviderError, ProviderKind, Providers};
 
@@ -55,6 +57,8 @@ pub struct Backfill {
     providers: Providers,
     retry_base: Duration,
     cooldowns: Arc<Cooldowns>,
+    /// Successes and errors for `provider_state`, written after each batch.
+    ledger: Arc<Ledger>,
 }
 
 impl Backfill {
@@ -63,11 +67,14 @@ impl Backfill {
         // Every request checks the shared view before and after its token
         // wait, so a pause set anywhere stops requests waiting here.
         providers.share_cooldowns(cooldowns.clone());
+        // ... and every request takes from the budget all processes share.
+        providers.share_budget(Arc::new(PgBudget::new(pool.clone())));
         Self {
             pool,
             providers,
             retry_base,
             cooldowns,
+            ledger: Arc::new(Ledger::default()),
         }
     }
 
@@ -89,6 +96,9 @@ impl Backfill {
             return Tried::Cooling { provider, until };
         }
         let message = error.to_string();
+        let rate_limited = matches!(error.disposition(), Disposition::RateLimited { .. });
+        self.ledger
+            .error(provider, clock.local(), &message, !rate_limited);
         match error.disposition() {
             Disposition::RateLimited { retry_after } => {
                 let until = match cooldown::record_rate_limit(
@@ -97,7 +107,6 @@ impl Backfill {
                     clock.sql(),
                     retry_after,
                     self.retry_base,
-                    &message,
                 )
                 .await
                 {
@@ -118,20 +127,13 @@ impl Backfill {
                 self.cooldowns.set(provider, until);
                 Tried::RateLimited { until, error }
             }
-            other => {
-                if let Err(e) =
-                    cooldown::record_error(&self.pool, provider, clock.sql(), &message).await
-                {
-                    tracing::warn!(%provider, error = %e, "could not record a provider error");
+            other => match other {
+                Disposition::Retry => Tried::Transient(error),
+                Disposition::RetryThenNextProvider if attempts <= UNREADABLE_RETRIES => {
+                    Tried::Transient(error)
                 }
-                match other {
-                    Disposition::Retry => Tried::Transient(error),
-                    Disposition::RetryThenNextProvider if attempts <= UNREADABLE_RETRIES => {
-                        Tried::Transient(error)
-                    }
-                    _ => Tried::Permanent(error),
-                }
-            }
+                _ => Tried::Permanent(error),
+            },
         }
     }
 }
@@ -175,6 +177,16 @@ impl JobBody for Backfill {
         cooldown::watch(self.pool.clone(), self.cooldowns.clone(), cancel).await;
     }
 
+    async fn after_write(&self, clock: &Clock) {
+        if let Err(e) = self
+            .ledger
+            .flush(&self.pool, &self.providers, clock.sql())
+            .await
+        {
+            tracing::warn!(error = %e, "could not record provider successes and errors; kept for the next batch");
+        }
+    }
+
     async fn run(&self, job: &ClaimedJob, clock: &Clock) -> Outcome {
         self.cooldowns.use_clock(clock);
         if !job.asset.active {
@@ -209,6 +221,9 @@ impl JobBody for Backfill {
                 .get(provider)
                 .history(&symbol, job.start_date, wanted_to, Interval::D1)
                 .await;
+            if reply.is_ok() {
+                self.ledger.success(provider, clock.local());
+            }
             let history = match reply {
                 Ok(history) if !history.bars.is_empty() => history,
                 Ok(history) => {

@@ -4,7 +4,8 @@
 //! and [`Cooldowns`] skips a cooling provider within a chain).
 //!
 //! `consecutive_rate_limits` counts refusals in a row and drives the 5, 10,
-//! 20, 40 minute pauses; a success resets it. A 429 that arrives while a
+//! 20, 40 minute pauses; a success once the pause is over resets it (see
+//! `sql/provider_state_flush.sql`). A 429 that arrives while a
 //! cooldown is already in force (a request that left before it was set)
 //! does not count again, so ten jobs refused at once pause the provider
 //! once, not 2^10 times as long. A new or longer pause is announced on
@@ -32,15 +33,16 @@ pub const COOLDOWNS_CHANNEL: &str = "pricekeeper_cooldowns";
 /// Records a rate limit `provider` answered and returns the end of its
 /// cooldown. When no cooldown is in force this refusal starts one, the
 /// `consecutive`-th in a row: the provider's Retry-After, raised to the
-/// doubling default (5, 10, 20, 40 min from `base`). During a cooldown it
-/// counts, but the pause grows only if the provider asked for longer.
+/// doubling default (5, 10, 20, 40 min from `base`). During a cooldown the
+/// pause grows only if the provider asked for longer. The row is written
+/// only when the pause changes; counts and the message go through the
+/// [`super::ledger::Ledger`].
 pub async fn record_rate_limit(
     db: impl Acquire<'_, Database = Postgres>,
     provider: ProviderKind,
     now: Option<DateTime<Utc>>,
     retry_after: Option<Duration>,
     base: Duration,
-    message: &str,
 ) -> Result<Recorded, sqlx::Error> {
     let mut tx = db.begin().await?;
     sqlx::query("INSERT INTO provider_state (provider) VALUES ($1) ON CONFLICT DO NOTHING")
@@ -57,7 +59,7 @@ pub async fn record_rate_limit(
     .fetch_one(&mut *tx)
     .await?;
     let asked = retry_after.map(|wait| now + chrono_duration(wait));
-    let (consecutive, until) = match current.filter(|until| *until > now) {
+    let (streak, until) = match current.filter(|until| *until > now) {
         // A request that left before the pause began: same streak.
         Some(current) => (
             consecutive,
@@ -69,25 +71,21 @@ pub async fn record_rate_limit(
             (n, now + chrono_duration(delay))
         }
     };
-    sqlx::query(
-        "UPDATE provider_state
-         SET consecutive_rate_limits = $2,
-             cooldown_until = $3,
-             requests_total = requests_total + 1,
-             rate_limited_total = rate_limited_total + 1,
-             last_error_at = $4,
-             last_error = $5,
-             updated_at = $4
-         WHERE provider = $1",
-    )
-    .bind(provider.as_str())
-    .bind(consecutive)
-    .bind(until)
-    .bind(now)
-    .bind(message)
-    .execute(&mut *tx)
-    .await?;
-    if Some(until) != current {
+    let began = Some(until) != current;
+    if began {
+        sqlx::query(
+            "UPDATE provider_state
+             SET consecutive_rate_limits = $2,
+                 cooldown_until = $3,
+                 updated_at = $4
+             WHERE provider = $1",
+        )
+        .bind(provider.as_str())
+        .bind(streak)
+        .bind(until)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query("SELECT pg_notify($1, $2)")
             .bind(COOLDOWNS_CHANNEL)
             .bind(format!(
@@ -99,9 +97,8 @@ pub async fn record_rate_limit(
             .await?;
     }
     tx.commit().await?;
-    let began = Some(until) != current;
     if began {
-        tracing::warn!(%provider, consecutive, %until, "provider rate limited; paused for every worker");
+        tracing::warn!(%provider, consecutive = streak, %until, "provider rate limited; paused for every worker");
     }
     Ok(Recorded { until, began })
 }
@@ -117,56 +114,6 @@ pub struct Recorded {
 
 fn chrono_duration(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
-}
-
-/// Records a failed request that was not a rate limit.
-pub async fn record_error(
-    db: impl PgExecutor<'_>,
-    provider: ProviderKind,
-    now: Option<DateTime<Utc>>,
-    message: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO provider_state AS s
-             (provider, requests_total, errors_total, last_error_at, last_error, updated_at)
-         VALUES ($1, 1, 1, coalesce($2::timestamptz, now()), $3, coalesce($2::timestamptz, now()))
-         ON CONFLICT (provider) DO UPDATE
-         SET requests_total = s.requests_total + 1,
-             errors_total = s.errors_total + 1,
-             last_error_at = excluded.last_error_at,
-             last_error = excluded.last_error,
-             updated_at = excluded.updated_at",
-    )
-    .bind(provider.as_str())
-    .bind(now)
-    .bind(message)
-    .execute(db)
-    .await?;
-    Ok(())
-}
-
-/// Records `requests` successful requests: the refusal streak is over.
-pub async fn record_success(
-    db: impl PgExecutor<'_>,
-    provider: ProviderKind,
-    now: Option<DateTime<Utc>>,
-    requests: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO provider_state AS s (provider, requests_total, last_success_at, updated_at)
-         VALUES ($1, $3, coalesce($2::timestamptz, now()), coalesce($2::timestamptz, now()))
-         ON CONFLICT (provider) DO UPDATE
-         SET consecutive_rate_limits = 0,
-             requests_total = s.requests_total + $3,
-             last_success_at = excluded.last_success_at,
-             updated_at = excluded.updated_at",
-    )
-    .bind(provider.as_str())
-    .bind(now)
-    .bind(requests)
-    .execute(db)
-    .await?;
-    Ok(())
 }
 
 /// Providers cooling down at `now`, with the end of each cooldown.

@@ -21,6 +21,7 @@ pub mod backfill;
 pub mod backoff;
 pub mod claim;
 pub mod cooldown;
+pub mod ledger;
 pub mod reaper;
 pub mod store;
 pub mod transitions;

@@ -124,6 +124,10 @@ pub trait JobBody: Send + Sync + 'static {
         let _ = cancel;
     }
 
+    /// Runs after every batch of outcomes is written (e.g. to record what
+    /// the providers did meanwhile).
+    async fn after_write(&self, _clock: &Clock) {}
+
     /// Runs one job. Never fails: every ending is an [`Outcome`].
     async fn run(&self, job: &ClaimedJob, clock: &Clock) -> Outcome;
 }

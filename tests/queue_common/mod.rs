@@ -198,11 +198,14 @@ pub struct ProviderRow {
     pub consecutive_rate_limits: i32,
     pub rate_limited_total: i64,
     pub last_error: Option<String>,
+    pub requests_total: i64,
+    pub errors_total: i64,
 }
 
 pub async fn provider_state(pool: &PgPool, provider: &str) -> ProviderRow {
     sqlx::query_as(
-        "SELECT provider, cooldown_until, consecutive_rate_limits, rate_limited_total, last_error
+        "SELECT provider, cooldown_until, consecutive_rate_limits, rate_limited_total, last_error,
+                requests_total, errors_total
          FROM provider_state WHERE provider = $1",
     )
     .bind(provider)

@@ -3,7 +3,6 @@
 //! the job at fault. Then the bookkeeping: counters, logs, provider
 //! successes.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -11,13 +10,11 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 
-use super::super::cooldown;
 use super::super::transitions::{Finished, Written, finish_jobs};
 use super::super::{Completion, Outcome};
 use super::leases::release_held;
 use super::{Inner, JobBody, WorkerError};
 use crate::db::{Fault, fault};
-use crate::providers::ProviderKind;
 
 /// Outcomes written per transaction, at most.
 const MAX_FLUSH: usize = 512;
@@ -188,7 +185,6 @@ impl<B: JobBody> Inner<B> {
         {
             release_held(&self.held, finished);
         }
-        let mut served: HashMap<ProviderKind, i64> = HashMap::new();
         for f in finished {
             if written.refused.contains(&f.job.id) {
                 self.stats.refused.fetch_add(1, Ordering::Relaxed);
@@ -198,9 +194,6 @@ impl<B: JobBody> Inner<B> {
             }
             let counter = match &f.outcome {
                 Outcome::Complete(c) => {
-                    if let Some(p) = c.provider {
-                        *served.entry(p).or_default() += 1;
-                    }
                     tracing::debug!(job.id = %f.job.id, asset.id = f.job.asset.id,
                         bars = c.bars.len(), rejected = c.rejected.len(), "job completed");
                     &self.stats.completed
@@ -232,12 +225,6 @@ impl<B: JobBody> Inner<B> {
             };
             counter.fetch_add(1, Ordering::Relaxed);
         }
-        for (provider, n) in served {
-            if let Err(e) =
-                cooldown::record_success(&self.pool, provider, self.clock.sql(), n).await
-            {
-                tracing::warn!(%provider, error = %e, "could not record provider successes");
-            }
-        }
+        self.body.after_write(&self.clock).await;
     }
 }

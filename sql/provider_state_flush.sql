@@ -1,0 +1,29 @@
+-- What one process saw of each provider since its last flush
+-- (src/queue/ledger.rs): counts are added, the latest success and error
+-- kept. $8 is the caller's clock (NULL: the database's).
+INSERT INTO provider_state AS s
+    (provider, requests_total, rate_limited_total, errors_total,
+     last_success_at, last_error_at, last_error, updated_at)
+SELECT d.provider, d.requests, d.rate_limited, d.errors,
+       d.success_at, d.error_at, d.error, coalesce($8::timestamptz, now())
+FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[],
+            $5::timestamptz[], $6::timestamptz[], $7::text[])
+     AS d (provider, requests, rate_limited, errors, success_at, error_at, error)
+ORDER BY d.provider
+ON CONFLICT (provider) DO UPDATE
+SET requests_total = s.requests_total + excluded.requests_total,
+    rate_limited_total = s.rate_limited_total + excluded.rate_limited_total,
+    errors_total = s.errors_total + excluded.errors_total,
+    last_success_at = greatest(s.last_success_at, excluded.last_success_at),
+    -- A success once the last pause is over ends the refusal streak; one
+    -- from a request that left before the refusal does not.
+    consecutive_rate_limits = CASE
+        WHEN excluded.last_success_at >= coalesce(s.cooldown_until, '-infinity') THEN 0
+        ELSE s.consecutive_rate_limits
+    END,
+    last_error_at = greatest(s.last_error_at, excluded.last_error_at),
+    last_error = CASE
+        WHEN excluded.last_error_at > coalesce(s.last_error_at, '-infinity') THEN excluded.last_error
+        ELSE s.last_error
+    END,
+    updated_at = excluded.updated_at
