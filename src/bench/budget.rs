@@ -49,7 +49,7 @@ pub struct BudgetReport {
 }
 
 pub async fn run(settings: &Settings, args: &BudgetBench) -> Result<BudgetReport, BenchError> {
-    let scratch = Scratch::create(&settings.connect_options(), 4).await?;
+    let scratch = Scratch::create_empty(&settings.connect_options(), 4).await?;
     let report = measure(&scratch, settings, args).await;
     scratch.drop().await?;
     report
@@ -60,15 +60,29 @@ async fn measure(
     settings: &Settings,
     args: &BudgetBench,
 ) -> Result<BudgetReport, BenchError> {
-    let log = Arc::new(RequestLog::default());
-    let (server, days) = serve_year(Some(log.clone())).await?;
-    super::queue::insert_real_jobs(&scratch.pool, args.jobs, &days).await?;
     let binary = match &args.worker_binary {
         Some(path) => path.clone(),
         None => std::env::current_exe()
             .map_err(|e| BenchError::Stalled(format!("cannot find this binary: {e}")))?,
     };
     let database_url = scratch.url(&settings.database_url)?;
+    // The measured binary's own schema.
+    let migrated = tokio::process::Command::new(&binary)
+        .arg("migrate")
+        .env("DATABASE_URL", &database_url)
+        .env("RUST_LOG", "warn")
+        .status()
+        .await
+        .map_err(|e| BenchError::Stalled(format!("cannot start {}: {e}", binary.display())))?;
+    if !migrated.success() {
+        return Err(BenchError::Stalled(format!(
+            "{} migrate failed ({migrated})",
+            binary.display()
+        )));
+    }
+    let log = Arc::new(RequestLog::default());
+    let (server, days) = serve_year(Some(log.clone())).await?;
+    super::queue::insert_real_jobs(&scratch.pool, args.jobs, &days).await?;
     let started = Instant::now();
     let mut children = Vec::new();
     for _ in 0..args.processes {

@@ -6,6 +6,7 @@
 pub mod budget;
 pub mod daemon;
 pub mod events;
+pub mod ingest;
 mod market;
 pub mod queue;
 mod yahoo_server;
@@ -38,6 +39,8 @@ pub enum BenchCommand {
     Daemon(daemon::DaemonBench),
     /// Portfolio write → queued backfill latency, and outbox catch-up throughput.
     Events(events::EventsBench),
+    /// The bar write path against a plain COPY of the same rows (a ratio).
+    Ingest(ingest::IngestBench),
     /// Backfill queue drain rates (bare and real), insert → start latency, peak memory.
     Queue(queue::QueueBench),
 }
@@ -51,6 +54,7 @@ pub async fn run(
         BenchCommand::Budget(args) => serde_json::to_value(budget::run(settings, args).await?),
         BenchCommand::Daemon(args) => serde_json::to_value(daemon::run(settings, args).await?),
         BenchCommand::Events(args) => serde_json::to_value(events::run(settings, args).await?),
+        BenchCommand::Ingest(args) => serde_json::to_value(ingest::run(settings, args).await?),
         BenchCommand::Queue(args) => serde_json::to_value(queue::run(settings, args).await?),
     };
     Ok(report.expect("reports serialize"))
@@ -68,10 +72,21 @@ impl Scratch {
         server: &PgConnectOptions,
         max_connections: u32,
     ) -> Result<Self, BenchError> {
+        let scratch = Self::create_empty(server, max_connections).await?;
+        db::migrate(&scratch.pool).await?;
+        Ok(scratch)
+    }
+
+    /// A scratch database without the schema, for a bench that lets the
+    /// binary it measures migrate it (an older build knows fewer
+    /// migrations and refuses a newer schema).
+    pub async fn create_empty(
+        server: &PgConnectOptions,
+        max_connections: u32,
+    ) -> Result<Self, BenchError> {
         let name = format!("pricekeeper_bench_{}", uuid::Uuid::new_v4().simple());
         let options = server.clone().database(&name);
         let pool = db::connect(&options, max_connections, Duration::from_secs(30)).await?;
-        db::migrate(&pool).await?;
         let admin = server.clone().database("postgres");
         Ok(Self { pool, name, admin })
     }

@@ -8,19 +8,25 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use rust_decimal::Decimal;
-use sqlx::{PgConnection, PgExecutor};
+use sqlx::{Executor, PgConnection, PgExecutor};
 
 use super::{ClaimedJob, Completion};
 use crate::providers::{Bar, CorporateEvent};
 
+const STAGE: &str = include_str!("../../sql/queue_stage_prices.sql");
+const STAGE_COPY: &str = "COPY pricekeeper_bars_stage FROM STDIN";
 const UPSERT_PRICES: &str = include_str!("../../sql/queue_upsert_prices.sql");
 const STORE_ACTIONS: &str = include_str!("../../sql/queue_store_actions.sql");
 const REPLACE_DAILY: &str = include_str!("../../sql/queue_replace_daily.sql");
 
-/// Stores the bars of completed jobs with one `INSERT … SELECT FROM unnest
-/// … ON CONFLICT DO UPDATE`. A bar already stored with the same values is
-/// left untouched, so re-running a range rewrites nothing. Returns the
-/// number of bars sent.
+/// Stores the bars of completed jobs: `COPY` into a per-transaction
+/// staging table, then the same-date cleanup and one `INSERT … SELECT …
+/// ON CONFLICT DO UPDATE` from it. A bar already stored with the same
+/// values is left untouched, so re-running a range rewrites nothing.
+/// Returns the number of bars sent.
+///
+/// COPY instead of bound arrays: encoding twelve arrays and unnesting them
+/// cost the write path three quarters of COPY's speed (`bench ingest`).
 pub async fn upsert_prices(
     tx: &mut PgConnection,
     completed: &[(&ClaimedJob, &Completion)],
@@ -32,67 +38,89 @@ pub async fn upsert_prices(
     if rows.is_empty() {
         return Ok(0);
     }
-    let n = rows.len();
-    let mut cols = Columns::with_capacity(n);
-    for ((asset_id, interval, ts), bar, source) in rows {
-        cols.asset_id.push(asset_id);
-        cols.interval.push(interval);
-        cols.ts.push(ts);
-        cols.open.push(bar.open);
-        cols.high.push(bar.high);
-        cols.low.push(bar.low);
-        cols.close.push(bar.close);
-        cols.adj_close.push(bar.adj_close);
-        cols.volume.push(bar.volume);
-        cols.currency.push(bar.currency.as_deref());
-        cols.source.push(source);
-        cols.flags.push(
-            bar.flags
-                .iter()
-                .map(|f| f.as_str())
-                .collect::<Vec<_>>()
-                .join(","),
-        );
+    // The staging table lives in this transaction only (emptied at commit)
+    // and is created by it when missing, so a transaction-mode pooler that
+    // hands over another session does no harm. Quietly: IF NOT EXISTS
+    // would say "already exists" on every batch.
+    tx.execute(STAGE).await?;
+    let mut copy = tx.copy_in_raw(STAGE_COPY).await?;
+    let mut text = String::with_capacity(rows.len() * 160);
+    for ((asset_id, interval, ts), bar, source) in &rows {
+        copy_row(&mut text, *asset_id, interval, *ts, bar, source);
+        if text.len() >= COPY_CHUNK {
+            copy.send(text.as_bytes()).await?;
+            text.clear();
+        }
     }
-    replace_same_dates(&mut *tx, &cols).await?;
-    sqlx::query(UPSERT_PRICES)
-        .bind(cols.asset_id)
-        .bind(cols.interval)
-        .bind(cols.ts)
-        .bind(cols.open)
-        .bind(cols.high)
-        .bind(cols.low)
-        .bind(cols.close)
-        .bind(cols.adj_close)
-        .bind(cols.volume)
-        .bind(cols.currency)
-        .bind(cols.source)
-        .bind(cols.flags)
-        .execute(&mut *tx)
-        .await?;
-    Ok(n)
+    copy.send(text.as_bytes()).await?;
+    copy.finish().await?;
+    sqlx::query(REPLACE_DAILY).execute(&mut *tx).await?;
+    sqlx::query(UPSERT_PRICES).execute(&mut *tx).await?;
+    Ok(rows.len())
 }
 
-/// Deletes stored daily bars that share a trading date with an incoming
-/// bar at another instant (see `sql/queue_replace_daily.sql`): the key is
-/// the bar start, but a daily series has one bar per date.
-async fn replace_same_dates(tx: &mut PgConnection, cols: &Columns<'_>) -> Result<(), sqlx::Error> {
-    let (asset_id, ts): (Vec<i64>, Vec<DateTime<Utc>>) = cols
-        .interval
-        .iter()
-        .zip(cols.asset_id.iter().zip(&cols.ts))
-        .filter(|(interval, _)| **interval == "1d")
-        .map(|(_, (asset, ts))| (*asset, *ts))
-        .unzip();
-    if asset_id.is_empty() {
-        return Ok(());
+/// Bytes sent to COPY at a time.
+const COPY_CHUNK: usize = 256 * 1024;
+
+/// One row of the staging table in COPY's text format.
+fn copy_row(
+    out: &mut String,
+    asset_id: i64,
+    interval: &str,
+    ts: DateTime<Utc>,
+    bar: &Bar,
+    source: &str,
+) {
+    use std::fmt::Write;
+    let _ = write!(
+        out,
+        "{asset_id}\t{}\t{}\t",
+        escaped(interval),
+        ts.to_rfc3339()
+    );
+    for value in [bar.open, bar.high, bar.low] {
+        push_decimal(out, value);
     }
-    sqlx::query(REPLACE_DAILY)
-        .bind(asset_id)
-        .bind(ts)
-        .execute(&mut *tx)
-        .await?;
-    Ok(())
+    let _ = write!(out, "{}\t", bar.close);
+    for value in [bar.adj_close, bar.volume] {
+        push_decimal(out, value);
+    }
+    match &bar.currency {
+        Some(c) => out.push_str(&escaped(c)),
+        None => out.push_str("\\N"),
+    }
+    out.push('\t');
+    out.push_str(&escaped(source));
+    out.push_str("\t{");
+    for (i, flag) in bar.flags.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(flag.as_str());
+    }
+    out.push_str("}\n");
+}
+
+fn push_decimal(out: &mut String, value: Option<Decimal>) {
+    use std::fmt::Write;
+    match value {
+        Some(v) => {
+            let _ = write!(out, "{v}\t");
+        }
+        None => out.push_str("\\N\t"),
+    }
+}
+
+/// `raw` as a COPY text field: backslash, tab and line ends escaped.
+fn escaped(raw: &str) -> std::borrow::Cow<'_, str> {
+    if !raw.contains(['\\', '\t', '\n', '\r']) {
+        return raw.into();
+    }
+    raw.replace('\\', "\\\\")
+        .replace('\t', "\\t")
+        .replace('\n', "\\n")
+        .replace('\r', "\\r")
+        .into()
 }
 
 /// `asset_prices`' key: asset, interval, bar start.
@@ -125,40 +153,6 @@ fn unique_rows<'a>(
         same
     });
     rows
-}
-
-struct Columns<'a> {
-    asset_id: Vec<i64>,
-    interval: Vec<&'a str>,
-    ts: Vec<DateTime<Utc>>,
-    open: Vec<Option<Decimal>>,
-    high: Vec<Option<Decimal>>,
-    low: Vec<Option<Decimal>>,
-    close: Vec<Decimal>,
-    adj_close: Vec<Option<Decimal>>,
-    volume: Vec<Option<Decimal>>,
-    currency: Vec<Option<&'a str>>,
-    source: Vec<&'static str>,
-    flags: Vec<String>,
-}
-
-impl Columns<'_> {
-    fn with_capacity(n: usize) -> Self {
-        Self {
-            asset_id: Vec::with_capacity(n),
-            interval: Vec::with_capacity(n),
-            ts: Vec::with_capacity(n),
-            open: Vec::with_capacity(n),
-            high: Vec::with_capacity(n),
-            low: Vec::with_capacity(n),
-            close: Vec::with_capacity(n),
-            adj_close: Vec::with_capacity(n),
-            volume: Vec::with_capacity(n),
-            currency: Vec::with_capacity(n),
-            source: Vec::with_capacity(n),
-            flags: Vec::with_capacity(n),
-        }
-    }
 }
 
 /// Keeps the rows a provider sent that failed validation, with the reason.
@@ -374,7 +368,7 @@ mod tests {
 
     use super::*;
     use crate::db::assets::{Asset, AssetType};
-    use crate::providers::{Interval, ProviderKind};
+    use crate::providers::{BarFlag, Interval, ProviderKind};
     use crate::queue::JobId;
 
     fn job(id: i64, asset: i64) -> ClaimedJob {
@@ -443,6 +437,29 @@ mod tests {
                 (7, 4, 2, "binance"),
                 (8, 2, 3, "yahoo"),
             ]
+        );
+    }
+
+    #[test]
+    fn copy_text_fields_escape_what_copy_would_read_as_structure() {
+        assert_eq!(escaped("USD"), "USD");
+        assert_eq!(escaped("a\tb\\c\nd\re"), "a\\tb\\\\c\\nd\\re");
+        let bar = Bar {
+            ts: "2024-01-02T14:30:00Z".parse().unwrap(),
+            open: None,
+            high: Some(Decimal::new(10125, 2)),
+            low: None,
+            close: Decimal::new(1005, 1),
+            adj_close: None,
+            volume: Some(Decimal::from(7)),
+            currency: Some("G\tBP".to_owned()),
+            flags: vec![BarFlag::Spike],
+        };
+        let mut row = String::new();
+        copy_row(&mut row, 3, "1d", bar.ts, &bar, "yahoo");
+        assert_eq!(
+            row,
+            "3\t1d\t2024-01-02T14:30:00+00:00\t\\N\t101.25\t\\N\t100.5\t\\N\t7\tG\\tBP\tyahoo\t{spike}\n"
         );
     }
 }
