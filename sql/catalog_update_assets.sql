@@ -1,0 +1,39 @@
+-- Listings already in `assets`: the name is the source's; a provider
+-- symbol is filled in only where none is set, and only for an asset no
+-- portfolio holds (a change of what an asset is fetched by drops its
+-- history). Type, exchange and currency are never changed. An asset the
+-- catalog itself deactivated when it vanished is active again; one the
+-- host deactivated stays so. Rows that would not change are not written.
+WITH known AS (
+    SELECT a.id,
+           s.name,
+           s.yahoo_symbol,
+           s.binance_symbol,
+           s.coingecko_id,
+           a.id IN (SELECT asset_id FROM catalog_held_assets) AS held,
+           NOT a.active AND EXISTS (
+               SELECT 1 FROM catalog_listings l WHERE l.asset_id = a.id AND l.deactivated
+           ) AS revive
+    FROM catalog_stage s
+    JOIN assets a ON a.symbol = s.symbol AND a.exchange = s.exchange
+),
+changed AS (
+    UPDATE assets a
+    SET name = k.name,
+        yahoo_symbol = CASE WHEN k.held THEN a.yahoo_symbol
+                            ELSE coalesce(a.yahoo_symbol, k.yahoo_symbol) END,
+        binance_symbol = CASE WHEN k.held THEN a.binance_symbol
+                              ELSE coalesce(a.binance_symbol, k.binance_symbol) END,
+        coingecko_id = CASE WHEN k.held THEN a.coingecko_id
+                            ELSE coalesce(a.coingecko_id, k.coingecko_id) END,
+        active = a.active OR k.revive
+    FROM known k
+    WHERE a.id = k.id
+      AND (a.name IS DISTINCT FROM k.name
+           OR k.revive
+           OR (NOT k.held AND (   (a.yahoo_symbol IS NULL AND k.yahoo_symbol IS NOT NULL)
+                               OR (a.binance_symbol IS NULL AND k.binance_symbol IS NOT NULL)
+                               OR (a.coingecko_id IS NULL AND k.coingecko_id IS NOT NULL))))
+    RETURNING k.revive
+)
+SELECT count(*), count(*) FILTER (WHERE revive) FROM changed
