@@ -32,11 +32,13 @@ on conflict (mic) do nothing;
 -- Assets some portfolio holds, or may hold as soon as the orchestrator
 -- applies an event already written: the catalog never deactivates these,
 -- nor changes what they are fetched by (that would drop their history).
+-- (No NULLs in it: `x IN (…, NULL)` is NULL, not false.)
 create view catalog_held_assets as
     select asset_id from tracked_assets where tracking_users > 0
     union
     select asset_id from holdings where quantity > 0
     union
-    select unnest(array[new_asset_id, old_asset_id])
-    from portfolio_events
-    where processed_at is null;
+    select asset_id
+    from portfolio_events,
+         unnest(array[new_asset_id, old_asset_id]) as asset_id
+    where processed_at is null and asset_id is not null;

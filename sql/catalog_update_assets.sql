@@ -1,4 +1,6 @@
--- Listings already in `assets`: the name is the source's; a provider
+-- Listings already in `assets` ($1 the source): the name is the source's,
+-- unless the built-in lists name the asset too (they are curated, and two
+-- sources must not rename it back and forth every run); a provider
 -- symbol is filled in only where none is set, and only for an asset no
 -- portfolio holds (a change of what an asset is fetched by drops its
 -- history). Type, exchange and currency are never changed. An asset the
@@ -10,6 +12,10 @@ WITH known AS (
            s.yahoo_symbol,
            s.binance_symbol,
            s.coingecko_id,
+           $1 <> 'builtin' AND EXISTS (
+               SELECT 1 FROM catalog_listings l
+               WHERE l.asset_id = a.id AND l.source = 'builtin' AND l.vanished_at IS NULL
+           ) AS curated,
            a.id IN (SELECT asset_id FROM catalog_held_assets) AS held,
            NOT a.active AND EXISTS (
                SELECT 1 FROM catalog_listings l WHERE l.asset_id = a.id AND l.deactivated
@@ -19,7 +25,7 @@ WITH known AS (
 ),
 changed AS (
     UPDATE assets a
-    SET name = k.name,
+    SET name = CASE WHEN k.curated THEN a.name ELSE k.name END,
         yahoo_symbol = CASE WHEN k.held THEN a.yahoo_symbol
                             ELSE coalesce(a.yahoo_symbol, k.yahoo_symbol) END,
         binance_symbol = CASE WHEN k.held THEN a.binance_symbol
@@ -29,7 +35,7 @@ changed AS (
         active = a.active OR k.revive
     FROM known k
     WHERE a.id = k.id
-      AND (a.name IS DISTINCT FROM k.name
+      AND ((NOT k.curated AND a.name IS DISTINCT FROM k.name)
            OR k.revive
            OR (NOT k.held AND (   (a.yahoo_symbol IS NULL AND k.yahoo_symbol IS NOT NULL)
                                OR (a.binance_symbol IS NULL AND k.binance_symbol IS NOT NULL)

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use sqlx::PgPool;
+use sqlx::{Connection, PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 
 use super::download::Fetcher;
@@ -129,7 +129,10 @@ impl Seeder {
         self
     }
 
-    /// Runs `sources` in turn; `done` sees each outcome as it comes.
+    /// Runs `sources` in turn; `done` sees each outcome as it comes. A
+    /// dry run applies them all in one transaction, each in a savepoint,
+    /// and rolls it back at the end: later sources see what earlier ones
+    /// would have written, as in a real run.
     pub async fn run(
         &self,
         sources: &[Source],
@@ -140,39 +143,55 @@ impl Seeder {
             dry_run,
             ..RunReport::default()
         };
+        let mut dry = None;
+        if dry_run {
+            match self.pool.begin().await {
+                Ok(tx) => dry = Some(tx),
+                Err(e) => {
+                    let e = CatalogError::from(e);
+                    report.failed = sources.iter().map(|s| (*s, e.to_string())).collect();
+                    return report;
+                }
+            }
+        }
         for &source in sources {
             tracing::info!(%source, dry_run, "catalog source starting");
-            let outcome = self.source(source, dry_run).await;
+            let outcome = self.source(source, dry.as_deref_mut()).await;
             done(source, &outcome);
             match outcome {
                 Ok(one) => report.sources.push(one),
                 Err(e) => report.failed.push((source, e.to_string())),
             }
         }
+        if let Some(tx) = dry
+            && let Err(e) = tx.rollback().await
+        {
+            tracing::warn!(error = %e, "rolling back the dry run failed; the connection is dropped");
+        }
         report
     }
 
-    /// Fetches, parses and applies one source in one transaction.
+    /// Fetches, parses and applies one source in one transaction (a
+    /// savepoint of `outer` when given).
     #[tracing::instrument(skip_all, fields(%source), err)]
     pub async fn source(
         &self,
         source: Source,
-        dry_run: bool,
+        outer: Option<&mut PgConnection>,
     ) -> Result<SourceReport, CatalogError> {
         let started = Instant::now();
         let parsed = self.parsed(source).await?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = match outer {
+            Some(conn) => conn.begin().await?,
+            None => self.pool.begin().await?,
+        };
         if let Some(f) = &self.fence
             && !lease::fence(&mut tx, &f.role, &f.term, f.hold).await?
         {
             return Err(CatalogError::NotLeader);
         }
         let applied = store::apply(&mut tx, source, &parsed.listings).await?;
-        if dry_run {
-            tx.rollback().await?;
-        } else {
-            tx.commit().await?;
-        }
+        tx.commit().await?;
         let report = SourceReport {
             source,
             listed: parsed.listings.len(),
@@ -186,7 +205,7 @@ impl Seeder {
         tracing::info!(%source, listed = report.listed, skipped = report.skipped.total(),
             added = report.applied.added, updated = report.applied.updated,
             deactivated = report.applied.deactivated.len(), kept_held = report.applied.kept_held.len(),
-            elapsed_ms = report.elapsed_ms as u64, dry_run, "catalog source applied");
+            elapsed_ms = report.elapsed_ms as u64, "catalog source applied");
         if !report.applied.kept_held.is_empty() {
             tracing::warn!(%source, held = ?report.applied.kept_held,
                 "vanished from the source but held by a portfolio: left active");

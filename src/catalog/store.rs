@@ -1,8 +1,8 @@
 //! Applies one source's listings to `assets` inside the caller's
-//! transaction, in six bulk statements whatever the number of listings:
+//! transaction, in seven bulk statements whatever the number of listings:
 //! stage them (a temporary table filled from one array per column), add
 //! the new ones, update the known ones, record what the source lists, and
-//! deactivate what vanished from it. The caller commits, or rolls back for
+//! deactivate what vanished from it, then drop the stage. The caller commits, or rolls back for
 //! a dry run.
 
 use serde::Serialize;
@@ -58,6 +58,7 @@ pub async fn apply(
         .await?;
     let (updated, reactivated): (i64, i64) =
         sqlx::query_as(include_str!("../../sql/catalog_update_assets.sql"))
+            .bind(source.as_str())
             .fetch_one(&mut *tx)
             .await?;
     sqlx::query(include_str!("../../sql/catalog_record_listings.sql"))
@@ -69,7 +70,12 @@ pub async fn apply(
             .bind(source.as_str())
             .fetch_all(&mut *tx)
             .await?;
-    applied.statements = 6;
+    // ON COMMIT DROP does not fire at the release of a savepoint (a dry
+    // run's sources share one transaction): the next source stages anew.
+    sqlx::query("DROP TABLE catalog_stage")
+        .execute(&mut *tx)
+        .await?;
+    applied.statements = 7;
     applied.added = added as u64;
     applied.updated = updated as u64;
     applied.reactivated = reactivated as u64;
