@@ -3,6 +3,7 @@
 //! The scratch database is created fresh and dropped afterwards, so a bench
 //! never touches real data.
 
+pub mod catalog;
 pub mod daemon;
 pub mod events;
 mod market;
@@ -28,6 +29,10 @@ pub enum BenchError {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum BenchCommand {
+    /// Seeding a generated Nasdaq symbol directory of 10,000 securities:
+    /// wall time and statements of a first seed, an unchanged rerun and a
+    /// rerun with churn.
+    Catalog(catalog::CatalogBench),
     /// One daemon tick and the daily-close passes for 10,000 held assets
     /// against a local market: requests sent, wall and database time.
     Daemon(daemon::DaemonBench),
@@ -43,6 +48,7 @@ pub async fn run(
     command: &BenchCommand,
 ) -> Result<serde_json::Value, BenchError> {
     let report = match command {
+        BenchCommand::Catalog(args) => serde_json::to_value(catalog::run(settings, args).await?),
         BenchCommand::Daemon(args) => serde_json::to_value(daemon::run(settings, args).await?),
         BenchCommand::Events(args) => serde_json::to_value(events::run(settings, args).await?),
         BenchCommand::Queue(args) => serde_json::to_value(queue::run(settings, args).await?),
