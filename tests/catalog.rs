@@ -453,6 +453,17 @@ async fn a_malformed_source_file_changes_nothing_and_says_why() {
         assert_eq!(snapshot(pool).await, before, "{why}");
     }
 
+    // A file far larger than any directory is refused before it is parsed.
+    let huge = format!("{good_other}{}", "X".repeat(33 << 20));
+    server.reset().await;
+    mount_sources(&server, &good_listed, &huge).await;
+    let (out, stdout) = seed(&db, &server, &["--source", "nasdaq"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout.contains("otherlisted.txt: larger than 32 MiB"),
+        "{stdout}"
+    );
+
     // An error status, and a CoinGecko page that is an HTML page under 200.
     server.reset().await;
     Mock::given(method("GET"))
@@ -761,4 +772,42 @@ async fn the_daemon_refreshes_the_seeded_sources_once_a_week_under_its_lease() {
             .unwrap()
             .is_none()
     );
+}
+
+/// A directory of `n` Nasdaq securities `T0`, `T1`, …
+fn generated_listed(n: usize) -> String {
+    let mut text = String::from(
+        "Symbol|Security Name|Market Category|Test Issue|Financial Status|Round Lot Size|ETF|NextShares\n",
+    );
+    for i in 0..n {
+        text.push_str(&format!("T{i}|T{i} Corp. Common Stock|Q|N|N|100|N|N\n"));
+    }
+    text + "File Creation Time: 1122202604:00|||||||\n"
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_source_that_lost_most_of_its_rows_is_refused_unless_allowed() {
+    let db = test_db().await;
+    let pool = &db.pool;
+    let server = market(&generated_listed(200), &fixture("otherlisted.txt")).await;
+    seed_ok(&db, &server, &["--source", "nasdaq"]).await;
+    let before = snapshot(pool).await;
+
+    server.reset().await;
+    mount_sources(&server, &generated_listed(10), &fixture("otherlisted.txt")).await;
+    let (out, stdout) = seed(&db, &server, &["--source", "nasdaq"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout.contains("would deactivate 190 assets while the source lists 18"),
+        "{stdout}"
+    );
+    assert_eq!(snapshot(pool).await, before);
+
+    let stdout = seed_ok(
+        &db,
+        &server,
+        &["--source", "nasdaq", "--allow-mass-deactivation"],
+    )
+    .await;
+    assert!(stdout.contains("deactivated 190"), "{stdout}");
 }

@@ -74,6 +74,11 @@ pub enum CatalogError {
     Provider(#[from] ProviderError),
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
+    #[error(
+        "would deactivate {gone} assets while the source lists {listed}: refused as a \
+         probably partial file, nothing changed (--allow-mass-deactivation if it is right)"
+    )]
+    MassDeactivation { gone: usize, listed: usize },
     #[error("the daemon lost its leader lease; nothing written")]
     NotLeader,
     #[error("stopped before the source was written; nothing changed")]

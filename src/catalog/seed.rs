@@ -24,13 +24,19 @@ pub struct SeedArgs {
     /// Sources to read: nasdaq (US stocks and ETFs), coingecko (top
     /// cryptocurrencies, with Binance pairs), builtin (commodities, FX
     /// pairs, bond ETFs), or all; a comma-separated list works too.
-    #[arg(long, default_value = "all", value_parser = sources)]
+    #[arg(long, value_name = "SOURCES", default_value = "all", value_parser = sources)]
     pub source: Sources,
 
     /// Fetch, check and apply everything, report the counts, then roll back:
     /// nothing is written.
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Apply a source even when it would deactivate more than a tenth of
+    /// what it lists (plus 50). Without it such a run is refused as a
+    /// probably partial file, and changes nothing.
+    #[arg(long)]
+    pub allow_mass_deactivation: bool,
 
     #[command(flatten)]
     pub catalog: CatalogSettings,
@@ -96,6 +102,15 @@ pub struct Seeder {
     pool: PgPool,
     fetcher: Fetcher,
     fence: Option<Fence>,
+    allow_mass_deactivation: bool,
+}
+
+/// Whether deactivating `deactivated` assets is out of proportion for a
+/// source that lists `listed` now: a file that lost most of its rows
+/// without looking broken (a publishing glitch upstream) must not take
+/// thousands of assets out of the catalog in one run.
+pub fn mass_deactivation(deactivated: usize, listed: usize) -> bool {
+    deactivated > listed / 10 + 50
 }
 
 impl Seeder {
@@ -120,7 +135,14 @@ impl Seeder {
             pool,
             fetcher,
             fence: None,
+            allow_mass_deactivation: false,
         })
+    }
+
+    /// Applies a source however much it deactivates (`--allow-mass-deactivation`).
+    pub fn allowing_mass_deactivation(mut self, allow: bool) -> Self {
+        self.allow_mass_deactivation = allow;
+        self
     }
 
     /// Writes only while `fence` is the live lease.
@@ -191,6 +213,11 @@ impl Seeder {
             return Err(CatalogError::NotLeader);
         }
         let applied = store::apply(&mut tx, source, &parsed.listings).await?;
+        let (gone, listed) = (applied.deactivated.len(), parsed.listings.len());
+        if !self.allow_mass_deactivation && mass_deactivation(gone, listed) {
+            tx.rollback().await?;
+            return Err(CatalogError::MassDeactivation { gone, listed });
+        }
         tx.commit().await?;
         let report = SourceReport {
             source,
@@ -236,7 +263,7 @@ pub async fn command(pool: PgPool, settings: &Settings, args: SeedArgs) -> ExitC
         "the catalog source being fetched (nothing of it written)".to_owned()
     });
     let seeder = match Seeder::new(pool, settings, args.catalog, cancel) {
-        Ok(seeder) => seeder,
+        Ok(seeder) => seeder.allowing_mass_deactivation(args.allow_mass_deactivation),
         Err(e) => {
             tracing::error!("{e}");
             return ExitCode::FAILURE;
@@ -329,6 +356,15 @@ pub fn summary_line(report: &RunReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deactivating_a_tenth_and_more_is_refused() {
+        assert!(!mass_deactivation(100, 8000));
+        assert!(!mass_deactivation(850, 8000));
+        assert!(mass_deactivation(851, 8000));
+        assert!(mass_deactivation(7200, 800));
+        assert!(!mass_deactivation(50, 0), "small catalogs churn freely");
+    }
 
     #[test]
     fn sources_run_in_a_fixed_order_once() {

@@ -22,7 +22,7 @@ pub const DEFAULT_NASDAQ_URL: &str = "https://www.nasdaqtrader.com/dynamic/SymDi
 pub struct CatalogSettings {
     /// Where Nasdaq Trader's symbol directory is: `nasdaqlisted.txt` and
     /// `otherlisted.txt` are read from under this URL.
-    #[arg(long = "catalog-nasdaq-url", env = "PRICEKEEPER_CATALOG_NASDAQ_URL",
+    #[arg(long = "catalog-nasdaq-url", value_name = "URL", env = "PRICEKEEPER_CATALOG_NASDAQ_URL",
           default_value = DEFAULT_NASDAQ_URL, value_parser = directory_url("PRICEKEEPER_CATALOG_NASDAQ_URL"),
           help_heading = "Catalog")]
     pub nasdaq_url: Url,
@@ -31,19 +31,19 @@ pub struct CatalogSettings {
     /// (air-gapped use): nasdaqlisted.txt, otherlisted.txt,
     /// coingecko_markets_1.json, coingecko_markets_2.json, …, and
     /// binance_exchange_info.json, as the sources serve them.
-    #[arg(long = "from-dir", env = "PRICEKEEPER_CATALOG_DIR",
+    #[arg(long = "from-dir", value_name = "DIR", env = "PRICEKEEPER_CATALOG_DIR",
           value_parser = existing_dir("PRICEKEEPER_CATALOG_DIR"), help_heading = "Catalog")]
     pub from_dir: Option<PathBuf>,
 
     /// How many cryptocurrencies to list, largest market cap first
     /// (CoinGecko pages of 250, within CoinGecko's request budget).
-    #[arg(long = "catalog-crypto-top", env = "PRICEKEEPER_CATALOG_CRYPTO_TOP", default_value_t = 500,
+    #[arg(long = "catalog-crypto-top", value_name = "N", env = "PRICEKEEPER_CATALOG_CRYPTO_TOP", default_value_t = 500,
           value_parser = ranged::<u32>("PRICEKEEPER_CATALOG_CRYPTO_TOP", 1, 5000),
           help_heading = "Catalog")]
     pub crypto_top: u32,
 
     /// Time limit of one catalog download (the Nasdaq files are about 1 MB).
-    #[arg(long = "catalog-timeout", env = "PRICEKEEPER_CATALOG_TIMEOUT", default_value = "60s",
+    #[arg(long = "catalog-timeout", value_name = "DURATION", env = "PRICEKEEPER_CATALOG_TIMEOUT", default_value = "60s",
           value_parser = duration("PRICEKEEPER_CATALOG_TIMEOUT", Duration::from_millis(100), Duration::from_secs(3600)),
           help_heading = "Catalog")]
     pub timeout: Duration,
@@ -54,14 +54,14 @@ pub struct RefreshSettings {
     /// When the active daemon refreshes the catalog each week: a weekday and
     /// a UTC time (`sun 06:00`), or `off`. A refresh missed while no daemon
     /// ran happens at the next start.
-    #[arg(long = "catalog-refresh", env = "PRICEKEEPER_CATALOG_REFRESH", default_value = "sun 06:00",
+    #[arg(long = "catalog-refresh", value_name = "WHEN", env = "PRICEKEEPER_CATALOG_REFRESH", default_value = "sun 06:00",
           value_parser = schedule("PRICEKEEPER_CATALOG_REFRESH"), help_heading = "Catalog")]
     pub schedule: Schedule,
 
     /// Sources the weekly refresh runs: `auto` (each source that
     /// `seed-catalog` has filled before, so a host that manages its own
     /// catalog is left alone), `none`, or a list of nasdaq, coingecko, builtin.
-    #[arg(long = "catalog-refresh-sources", env = "PRICEKEEPER_CATALOG_REFRESH_SOURCES",
+    #[arg(long = "catalog-refresh-sources", value_name = "SOURCES", env = "PRICEKEEPER_CATALOG_REFRESH_SOURCES",
           default_value = "auto", value_parser = refresh_sources("PRICEKEEPER_CATALOG_REFRESH_SOURCES"),
           help_heading = "Catalog")]
     pub sources: RefreshSources,
