@@ -69,6 +69,26 @@ async fn market(nasdaq: &str, other: &str) -> MockServer {
     server
 }
 
+/// The server answers with the fixture files from now on.
+async fn serve_fixtures(server: &MockServer) {
+    serve(
+        server,
+        &fixture("nasdaqlisted.txt"),
+        &fixture("otherlisted.txt"),
+    )
+    .await;
+}
+
+async fn exec(pool: &PgPool, sql: &'static str) {
+    sqlx::query(sql).execute(pool).await.unwrap();
+}
+
+/// The server answers with these files from now on.
+async fn serve(server: &MockServer, nasdaq: &str, other: &str) {
+    server.reset().await;
+    mount_sources(server, nasdaq, other).await;
+}
+
 async fn mount_sources(server: &MockServer, nasdaq: &str, other: &str) {
     for (file, body) in [("nasdaqlisted.txt", nasdaq), ("otherlisted.txt", other)] {
         Mock::given(method("GET"))
@@ -139,6 +159,14 @@ async fn seed_ok(db: &TestDb, server: &MockServer, args: &[&str]) -> String {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    stdout
+}
+
+/// Runs a seed that must fail (exit 1) saying `why` on stdout.
+async fn seed_fails(db: &TestDb, server: &MockServer, args: &[&str], why: &str) -> String {
+    let (out, stdout) = seed(db, server, args).await;
+    assert_eq!(out.status.code(), Some(1), "{why}: {stdout}");
+    assert!(stdout.contains(why), "{why}: {stdout}");
     stdout
 }
 
@@ -356,8 +384,7 @@ async fn a_vanished_symbol_is_deactivated_unless_held_and_comes_back_when_listed
         .filter(|l| !l.starts_with("GONE|") && !l.starts_with("HELD|"))
         .map(|l| format!("{l}\n"))
         .collect();
-    server.reset().await;
-    mount_sources(&server, &nasdaq, &other).await;
+    serve(&server, &nasdaq, &other).await;
     let stdout = seed_ok(&db, &server, &["--source", "nasdaq"]).await;
     assert!(
         stdout.contains("added 2, updated 0, deactivated 2"),
@@ -385,17 +412,12 @@ async fn a_vanished_symbol_is_deactivated_unless_held_and_comes_back_when_listed
     );
 
     // Listed again: the catalog's own deactivation is undone, the host's is not.
-    sqlx::query("UPDATE assets SET active = false WHERE symbol = 'AAPL'")
-        .execute(pool)
-        .await
-        .unwrap();
-    server.reset().await;
-    mount_sources(
-        &server,
-        &fixture("nasdaqlisted.txt"),
-        &fixture("otherlisted.txt"),
+    exec(
+        pool,
+        "UPDATE assets SET active = false WHERE symbol = 'AAPL'",
     )
     .await;
+    serve_fixtures(&server).await;
     let stdout = seed_ok(&db, &server, &["--source", "nasdaq"]).await;
     assert!(stdout.contains("(reactivated 2)"), "{stdout}");
     let (.., gone_active) = row(pool, "GONE", "XNYS").await.unwrap();
@@ -438,8 +460,7 @@ async fn a_malformed_source_file_changes_nothing_and_says_why() {
         (String::new(), good_other.clone(), "nasdaqlisted.txt: empty"),
     ];
     for (listed, other, why) in cases {
-        server.reset().await;
-        mount_sources(&server, &listed, &other).await;
+        serve(&server, &listed, &other).await;
         let (out, stdout) = seed(&db, &server, &["--source", "nasdaq"]).await;
         assert_eq!(out.status.code(), Some(1), "{why}: {stdout}");
         assert!(
@@ -455,14 +476,14 @@ async fn a_malformed_source_file_changes_nothing_and_says_why() {
 
     // A file far larger than any directory is refused before it is parsed.
     let huge = format!("{good_other}{}", "X".repeat(33 << 20));
-    server.reset().await;
-    mount_sources(&server, &good_listed, &huge).await;
-    let (out, stdout) = seed(&db, &server, &["--source", "nasdaq"]).await;
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stdout.contains("otherlisted.txt: larger than 32 MiB"),
-        "{stdout}"
-    );
+    serve(&server, &good_listed, &huge).await;
+    seed_fails(
+        &db,
+        &server,
+        &["--source", "nasdaq"],
+        "otherlisted.txt: larger than 32 MiB",
+    )
+    .await;
 
     // An error status, and a CoinGecko page that is an HTML page under 200.
     server.reset().await;
@@ -470,16 +491,21 @@ async fn a_malformed_source_file_changes_nothing_and_says_why() {
         .respond_with(ResponseTemplate::new(200).set_body_string(html))
         .mount(&server)
         .await;
-    let (out, stdout) = seed(&db, &server, &["--source", "coingecko"]).await;
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stdout.contains("coingecko: FAILED, nothing changed: coingecko_markets_1.json: not JSON"),
-        "{stdout}"
-    );
+    seed_fails(
+        &db,
+        &server,
+        &["--source", "coingecko"],
+        "coingecko: FAILED, nothing changed: coingecko_markets_1.json: not JSON",
+    )
+    .await;
     server.reset().await;
-    let (out, stdout) = seed(&db, &server, &["--source", "nasdaq"]).await;
-    assert_eq!(out.status.code(), Some(1));
-    assert!(stdout.contains("nasdaqlisted.txt: HTTP 404"), "{stdout}");
+    seed_fails(
+        &db,
+        &server,
+        &["--source", "nasdaq"],
+        "nasdaqlisted.txt: HTTP 404",
+    )
+    .await;
     assert_eq!(snapshot(pool).await, before);
 }
 
@@ -578,17 +604,12 @@ async fn a_run_killed_during_a_cooldown_writes_nothing_and_a_rerun_completes() {
     );
 
     // The pause ends (as if an hour passed); page 2 answers now.
-    sqlx::query("UPDATE provider_state SET cooldown_until = now() WHERE provider = 'coingecko'")
-        .execute(pool)
-        .await
-        .unwrap();
-    server.reset().await;
-    mount_sources(
-        &server,
-        &fixture("nasdaqlisted.txt"),
-        &fixture("otherlisted.txt"),
+    exec(
+        pool,
+        "UPDATE provider_state SET cooldown_until = now() WHERE provider = 'coingecko'",
     )
     .await;
+    serve_fixtures(&server).await;
     let stdout = seed_ok(&db, &server, &["--source", "coingecko"]).await;
     assert!(stdout.contains("coingecko: listed 498"), "{stdout}");
 }
@@ -734,10 +755,7 @@ async fn the_daemon_refreshes_the_seeded_sources_once_a_week_under_its_lease() {
         .unwrap()
         .run(&[Source::Builtin], false, |_, _| {})
         .await;
-    sqlx::query("UPDATE assets SET name = 'stale' WHERE symbol = 'GC'")
-        .execute(pool)
-        .await
-        .unwrap();
+    exec(pool, "UPDATE assets SET name = 'stale' WHERE symbol = 'GC'").await;
 
     // A standby's minute does nothing; the leader's runs the caught-up slot.
     weekly.on_minute(wednesday, None, &cancel);
@@ -793,14 +811,14 @@ async fn a_source_that_lost_most_of_its_rows_is_refused_unless_allowed() {
     seed_ok(&db, &server, &["--source", "nasdaq"]).await;
     let before = snapshot(pool).await;
 
-    server.reset().await;
-    mount_sources(&server, &generated_listed(10), &fixture("otherlisted.txt")).await;
-    let (out, stdout) = seed(&db, &server, &["--source", "nasdaq"]).await;
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stdout.contains("would deactivate 190 assets while the source lists 18"),
-        "{stdout}"
-    );
+    serve(&server, &generated_listed(10), &fixture("otherlisted.txt")).await;
+    seed_fails(
+        &db,
+        &server,
+        &["--source", "nasdaq"],
+        "would deactivate 190 assets while the source lists 18",
+    )
+    .await;
     assert_eq!(snapshot(pool).await, before);
 
     let stdout = seed_ok(

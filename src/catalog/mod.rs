@@ -48,6 +48,13 @@ impl Source {
     /// a bond ETF that Nasdaq also lists is first written as a bond fund.
     pub const ALL: [Source; 3] = [Self::Builtin, Self::Nasdaq, Self::CoinGecko];
 
+    /// The source called `name` (case-insensitive, spaces ignored).
+    pub fn named(name: &str) -> Option<Source> {
+        Self::ALL
+            .into_iter()
+            .find(|s| s.as_str().eq_ignore_ascii_case(name.trim()))
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Builtin => "builtin",

@@ -298,6 +298,18 @@ mod tests {
     }
 
     #[test]
+    fn crlf_files_and_quotes_in_names_read_the_same() {
+        let crlf = OTHER_OK
+            .replace('\n', "\r\n")
+            .replace("Trust|P", "Trust \"SPY\"|P");
+        let parsed = parse(LISTED_OK.as_bytes(), crlf.as_bytes()).unwrap();
+        let spy = parsed.listings.iter().find(|l| l.symbol == "SPY").unwrap();
+        assert_eq!(spy.name, "SPDR S&P 500 ETF Trust \"SPY\"");
+        assert_eq!(spy.yahoo_symbol.as_deref(), Some("SPY"));
+        assert_eq!(parsed.listings.len(), 6);
+    }
+
+    #[test]
     fn broken_files_are_refused_whole() {
         let cut = &LISTED_OK[..LISTED_OK.find("ZAZZT").unwrap() + 3];
         let no_header = LISTED_OK.split_once('\n').unwrap().1;

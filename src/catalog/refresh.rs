@@ -17,7 +17,9 @@ use super::seed::{Fence, RunReport, Seeder};
 use super::settings::{CatalogSettings, RefreshSettings, RefreshSources, Schedule};
 use super::{CatalogError, Source};
 use crate::config::Settings;
-use crate::daemon::lease::{self, Term};
+use crate::daemon::DaemonError;
+use crate::daemon::lease::Term;
+use crate::daemon::tick;
 
 /// `daemon_slots.kind` of a weekly refresh.
 pub const SLOT_KIND: &str = "catalog";
@@ -104,21 +106,13 @@ impl WeeklyRefresh {
             tracing::debug!(%slot, "no catalog source to refresh (none seeded, or none configured)");
             return Ok(None);
         }
-        let mut tx = self.pool.begin().await?;
-        if !lease::fence(&mut tx, &self.role, term, self.hold).await? {
-            return Err(CatalogError::NotLeader);
-        }
-        let claimed: Option<DateTime<Utc>> =
-            sqlx::query_scalar(include_str!("../../sql/daemon_claim_slot.sql"))
-                .bind(SLOT_KIND)
-                .bind(slot)
-                .bind(term.number)
-                .bind(term.holder)
-                .fetch_optional(&mut *tx)
-                .await?;
-        tx.commit().await?;
-        if claimed.is_none() {
-            return Ok(None);
+        let claimed =
+            tick::claim_slot(&self.pool, &self.role, term, self.hold, SLOT_KIND, slot).await;
+        match claimed {
+            Ok(true) => {}
+            Ok(false) => return Ok(None),
+            Err(DaemonError::Db(e)) => return Err(e.into()),
+            Err(_) => return Err(CatalogError::NotLeader),
         }
         tracing::info!(%slot, sources = ?sources, "weekly catalog refresh starting");
         let fence = Fence {
@@ -154,10 +148,10 @@ impl WeeklyRefresh {
                     sqlx::query_scalar("SELECT DISTINCT source FROM catalog_listings")
                         .fetch_all(&self.pool)
                         .await?;
-                Ok(Source::ALL
-                    .into_iter()
-                    .filter(|s| seeded.iter().any(|n| n == s.as_str()))
-                    .collect())
+                let mut sources: Vec<Source> =
+                    seeded.iter().filter_map(|n| Source::named(n)).collect();
+                sources.sort(); // Source::ALL's order: built-in first
+                Ok(sources)
             }
         }
     }

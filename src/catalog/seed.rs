@@ -53,12 +53,9 @@ fn sources(raw: &str) -> Result<Sources, String> {
             chosen.extend(Source::ALL);
             continue;
         }
-        let source = Source::ALL
-            .into_iter()
-            .find(|s| s.as_str().eq_ignore_ascii_case(name))
-            .ok_or_else(|| {
-                format!("unknown source {name:?}; use nasdaq, coingecko, builtin or all")
-            })?;
+        let source = Source::named(name).ok_or_else(|| {
+            format!("unknown source {name:?}; use nasdaq, coingecko, builtin or all")
+        })?;
         chosen.push(source);
     }
     // Always in the order of Source::ALL, each once.

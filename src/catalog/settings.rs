@@ -142,12 +142,11 @@ fn refresh_sources(var: &'static str) -> impl Fn(&str) -> Result<RefreshSources,
         }
         let mut sources = Vec::new();
         for name in raw.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-            let source = Source::ALL
-                .into_iter()
-                .find(|s| s.as_str().eq_ignore_ascii_case(name))
-                .ok_or_else(|| {
-                    format!("{var}: unknown source {name:?}; use auto, none, or nasdaq, coingecko, builtin")
-                })?;
+            let source = Source::named(name).ok_or_else(|| {
+                format!(
+                    "{var}: unknown source {name:?}; use auto, none, or nasdaq, coingecko, builtin"
+                )
+            })?;
             if !sources.contains(&source) {
                 sources.push(source);
             }
