@@ -10,5 +10,10 @@ CREATE TEMP TABLE catalog_stage (
     yahoo_symbol   text,
     binance_symbol text,
     coingecko_id   text,
+    -- What an update may fill in: the provider symbol, unless it is the
+    -- one pricekeeper derives anyway (setting it would be an identity
+    -- change that drops the asset's stored history for nothing).
+    yahoo_fill     text,
+    binance_fill   text,
     PRIMARY KEY (symbol, exchange)
 ) ON COMMIT DROP

@@ -1,16 +1,16 @@
 -- Listings already in `assets` ($1 the source): the name is the source's,
 -- unless the built-in lists name the asset too (they are curated, and two
 -- sources must not rename it back and forth every run); a provider
--- symbol is filled in only where none is set, and only for an asset no
--- portfolio holds (a change of what an asset is fetched by drops its
--- history). Type, exchange and currency are never changed. An asset the
+-- symbol is filled in only where none is set, only when it is not the one
+-- pricekeeper derives anyway, and only for an asset no portfolio holds (a
+-- change of what an asset is fetched by drops its history). Type, exchange and currency are never changed. An asset the
 -- catalog itself deactivated when it vanished is active again; one the
 -- host deactivated stays so. Rows that would not change are not written.
 WITH known AS (
     SELECT a.id,
            s.name,
-           s.yahoo_symbol,
-           s.binance_symbol,
+           s.yahoo_fill AS yahoo_symbol,
+           s.binance_fill AS binance_symbol,
            s.coingecko_id,
            $1 <> 'builtin' AND EXISTS (
                SELECT 1 FROM catalog_listings l

@@ -829,3 +829,51 @@ async fn a_source_that_lost_most_of_its_rows_is_refused_unless_allowed() {
     .await;
     assert!(stdout.contains("deactivated 190"), "{stdout}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_host_catalog_is_filled_in_without_dropping_anyones_history() {
+    let db = test_db().await;
+    let pool = &db.pool;
+    // The host's own rows, without provider symbols; a portfolio holds ABR$D.
+    for (symbol, exchange) in [("AAPL", "XNAS"), ("BRK.B", "XNYS"), ("ABR$D", "XNYS")] {
+        sqlx::query(
+            "INSERT INTO assets (symbol, asset_type, exchange, currency) VALUES ($1, 'stock', $2, 'USD')",
+        )
+        .bind(symbol)
+        .bind(exchange)
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+    sqlx::query(
+        "INSERT INTO portfolio_transactions (portfolio_id, asset_id, side, quantity, price, executed_at)
+         SELECT $1, id, 'buy', 1, 10, now() FROM assets WHERE symbol = 'ABR$D'",
+    )
+    .bind(Uuid::new_v4())
+    .execute(pool)
+    .await
+    .unwrap();
+    let server = market(&fixture("nasdaqlisted.txt"), &fixture("otherlisted.txt")).await;
+
+    let stdout = seed_ok(&db, &server, &["--source", "nasdaq"]).await;
+    assert!(stdout.contains("added 11, updated 3"), "{stdout}");
+    let yahoo = |symbol: &'static str| async move {
+        row(pool, symbol, if symbol == "AAPL" { "XNAS" } else { "XNYS" })
+            .await
+            .map(|(_, name, yahoo, ..)| (name.is_some(), yahoo))
+            .unwrap()
+    };
+    // Derived anyway: not written (no identity change, no event).
+    assert_eq!(yahoo("AAPL").await, (true, None));
+    // Derivation would be wrong: filled in.
+    assert_eq!(yahoo("BRK.B").await, (true, Some("BRK-B".to_owned())));
+    // Held: only its name changes.
+    assert_eq!(yahoo("ABR$D").await, (true, None));
+    let events: Vec<(String, Option<String>)> =
+        sqlx::query_as("SELECT op, detail FROM portfolio_events WHERE op = 'reidentify'")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].1.as_deref(), Some("yahoo_symbol  → BRK-B"));
+}

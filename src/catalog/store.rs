@@ -1,15 +1,16 @@
 //! Applies one source's listings to `assets` inside the caller's
-//! transaction, in seven bulk statements whatever the number of listings:
-//! stage them (a temporary table filled from one array per column), add
-//! the new ones, update the known ones, record what the source lists, and
-//! deactivate what vanished from it, then drop the stage. The caller commits, or rolls back for
-//! a dry run.
+//! transaction, in eight statements whatever the number of listings: lock
+//! out other catalog writers, stage the listings (a temporary table filled
+//! from one array per column), add the new ones, update the known ones,
+//! record what the source lists, deactivate what vanished from it, drop
+//! the stage. The caller commits, or rolls back for a dry run.
 
 use serde::Serialize;
 use sqlx::PgConnection;
 
 use super::{Listing, Source};
-use crate::db::assets::AssetType;
+use crate::db::assets::{Asset, AssetType};
+use crate::providers::{ProviderKind, symbol_for};
 
 /// What applying a source did (or would do, in a dry run).
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
@@ -36,6 +37,13 @@ pub async fn apply(
     listings: &[Listing],
 ) -> Result<Applied, sqlx::Error> {
     let mut applied = Applied::default();
+    // One catalog writer at a time (seed-catalog and the daemon's refresh,
+    // or two sources): their vanish decisions read each other's listings,
+    // and updating the same assets in two orders could deadlock. The host's
+    // reads and writes of `assets` are not blocked.
+    sqlx::query("LOCK TABLE catalog_listings IN SHARE ROW EXCLUSIVE MODE")
+        .execute(&mut *tx)
+        .await?;
     sqlx::query(include_str!("../../sql/catalog_stage.sql"))
         .execute(&mut *tx)
         .await?;
@@ -51,6 +59,8 @@ pub async fn apply(
         .bind(column(|l| l.yahoo_symbol.as_deref()))
         .bind(column(|l| l.binance_symbol.as_deref()))
         .bind(column(|l| l.coingecko_id.as_deref()))
+        .bind(fill(listings, ProviderKind::Yahoo))
+        .bind(fill(listings, ProviderKind::Binance))
         .execute(&mut *tx)
         .await?;
     let added: i64 = sqlx::query_scalar(include_str!("../../sql/catalog_add_assets.sql"))
@@ -75,7 +85,7 @@ pub async fn apply(
     sqlx::query("DROP TABLE catalog_stage")
         .execute(&mut *tx)
         .await?;
-    applied.statements = 7;
+    applied.statements = 8;
     applied.added = added as u64;
     applied.updated = updated as u64;
     applied.reactivated = reactivated as u64;
@@ -90,4 +100,78 @@ pub async fn apply(
         }
     }
     Ok(applied)
+}
+
+/// Each listing's `kind` symbol when it is not what pricekeeper would
+/// derive without it (`BRK-B` for `BRK.B`), else `None`.
+fn fill(listings: &[Listing], kind: ProviderKind) -> Vec<Option<String>> {
+    listings
+        .iter()
+        .map(|l| {
+            let own = match kind {
+                ProviderKind::Yahoo => l.yahoo_symbol.clone(),
+                ProviderKind::Binance => l.binance_symbol.clone(),
+                ProviderKind::CoinGecko => l.coingecko_id.clone(),
+            }?;
+            let bare = Asset {
+                id: 0,
+                symbol: l.symbol.clone(),
+                asset_type: l.asset_type,
+                exchange: l.exchange.clone(),
+                currency: Some(l.currency.clone()),
+                yahoo_symbol: None,
+                binance_symbol: None,
+                coingecko_id: None,
+                active: true,
+            };
+            (symbol_for(&bare, kind).as_deref() != Some(own.as_str())).then_some(own)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_symbols_that_differ_from_the_derived_ones_are_filled_in() {
+        let listing =
+            |symbol: &str, asset_type, exchange: &str, yahoo: &str, binance: Option<&str>| {
+                Listing {
+                    symbol: symbol.to_owned(),
+                    asset_type,
+                    exchange: exchange.to_owned(),
+                    currency: "USD".to_owned(),
+                    name: String::new(),
+                    yahoo_symbol: Some(yahoo.to_owned()),
+                    binance_symbol: binance.map(str::to_owned),
+                    coingecko_id: None,
+                }
+            };
+        let listings = [
+            listing("AAPL", AssetType::Stock, "XNAS", "AAPL", None),
+            listing("BRK.B", AssetType::Stock, "XNYS", "BRK-B", None),
+            listing(
+                "BTC",
+                AssetType::Crypto,
+                "CRYPTO",
+                "BTC-USD",
+                Some("BTCUSDT"),
+            ),
+            listing("GC", AssetType::Commodity, "XCEC", "GC=F", None),
+        ];
+        assert_eq!(
+            fill(&listings, ProviderKind::Yahoo),
+            [
+                None,
+                Some("BRK-B".to_owned()),
+                None,
+                Some("GC=F".to_owned())
+            ]
+        );
+        assert_eq!(
+            fill(&listings, ProviderKind::Binance),
+            [None, None, None, None]
+        );
+    }
 }
