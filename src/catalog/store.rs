@@ -49,7 +49,7 @@ pub async fn apply(
         .await?;
     let column =
         |f: fn(&Listing) -> Option<&str>| -> Vec<Option<&str>> { listings.iter().map(f).collect() };
-    let types: Vec<AssetType> = listings.iter().map(|l| l.asset_type).collect();
+    let types: Vec<&str> = listings.iter().map(|l| type_name(l.asset_type)).collect();
     sqlx::query(include_str!("../../sql/catalog_stage_fill.sql"))
         .bind(column(|l| Some(l.symbol.as_str())))
         .bind(types)
@@ -100,6 +100,18 @@ pub async fn apply(
         }
     }
     Ok(applied)
+}
+
+/// `asset_type` in SQL.
+fn type_name(t: AssetType) -> &'static str {
+    match t {
+        AssetType::Stock => "stock",
+        AssetType::Etf => "etf",
+        AssetType::Crypto => "crypto",
+        AssetType::Commodity => "commodity",
+        AssetType::Forex => "forex",
+        AssetType::Bond => "bond",
+    }
 }
 
 /// Each listing's `kind` symbol when it is not what pricekeeper would
