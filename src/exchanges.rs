@@ -48,6 +48,7 @@ pub const EXCHANGES: &[Exchange] = &[
     x("XASE", "NYSE American", "", "US", "USD"),
     x("ARCX", "NYSE Arca", "", "US", "USD"),
     x("BATS", "Cboe BZX", "", "US", "USD"),
+    x("IEXG", "Investors Exchange", "", "US", "USD"),
     x("OTCM", "OTC Markets", "", "US", "USD"),
     // US futures: Yahoo's continuous contracts are `GC=F`, `CL=F`.
     x("XCME", "Chicago Mercantile Exchange", "", "US", "USD"),

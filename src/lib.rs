@@ -12,6 +12,7 @@
 
 pub mod bench;
 pub mod calendar;
+pub mod catalog;
 pub mod commands;
 pub mod config;
 pub mod daemon;

@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use pricekeeper::bench::{self, BenchCommand};
+use pricekeeper::catalog::refresh::WeeklyRefresh;
+use pricekeeper::catalog::seed::{self, SeedArgs};
+use pricekeeper::catalog::settings::{CatalogSettings, RefreshSettings};
 use pricekeeper::commands::calendar::{self, CalendarArgs};
 use pricekeeper::commands::fetch::{self, FetchArgs, QuoteArgs};
 use pricekeeper::config::Settings;
@@ -60,10 +63,30 @@ enum Command {
         /// (exit 1 if another daemon holds the lease).
         #[arg(long)]
         once: bool,
+        #[command(flatten)]
+        catalog: CatalogSettings,
+        #[command(flatten)]
+        refresh: RefreshSettings,
     },
     /// Everything a single machine needs, in one process: the `worker`
     /// (orchestrator, backfill workers, reaper) and the `daemon`.
-    Run,
+    Run {
+        #[command(flatten)]
+        catalog: CatalogSettings,
+        #[command(flatten)]
+        refresh: RefreshSettings,
+    },
+    /// Fill `assets` with what users can buy: US stocks and ETFs (Nasdaq
+    /// Trader), the top cryptocurrencies (CoinGecko, with Binance pairs),
+    /// commodity futures, FX pairs and bond ETFs (built in).
+    ///
+    /// Idempotent: new listings are added, names updated, provider symbols
+    /// filled in where none is set; a symbol that vanished from its source
+    /// is marked inactive (never deleted), unless a portfolio holds it
+    /// (then it is reported). A source whose files are malformed changes
+    /// nothing; the others are still applied (exit 1). Prints a line per
+    /// source and a summary. The daemon repeats it weekly.
+    SeedCatalog(SeedArgs),
     /// Print validated bars for one symbol from one provider (no database).
     ///
     /// JSON (an array of objects) or CSV on stdout; rejected rows, flagged
@@ -123,20 +146,29 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Calendar(args) => return Ok(calendar::calendar(&settings, args)),
         Command::Fetch(args) => return Ok(fetch::fetch(&settings, args).await),
         Command::Quote(args) => return Ok(fetch::quote(&settings, args).await),
+        Command::SeedCatalog(args) => {
+            let pool = connect(&settings).await?;
+            db::migrate(&pool).await?;
+            return Ok(seed::command(pool, &settings, args).await);
+        }
         Command::Worker => {
             let pool = connect(&settings).await?;
             db::migrate(&pool).await?;
-            run_worker(pool, &settings, false).await?;
+            run_worker(pool, &settings, None).await?;
         }
-        Command::Run => {
+        Command::Run { catalog, refresh } => {
             let pool = connect(&settings).await?;
             db::migrate(&pool).await?;
-            run_worker(pool, &settings, true).await?;
+            run_worker(pool, &settings, Some((catalog, refresh))).await?;
         }
-        Command::Daemon { once } => {
+        Command::Daemon {
+            once,
+            catalog,
+            refresh,
+        } => {
             let pool = connect(&settings).await?;
             db::migrate(&pool).await?;
-            let daemon = Daemon::from_settings(pool, &settings)?;
+            let daemon = daemon(pool, &settings, catalog, refresh)?;
             if once {
                 let report = daemon.run_once().await?;
                 println!("{}", serde_json::to_string_pretty(&report)?);
@@ -150,13 +182,31 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The price daemon with its weekly catalog refresh.
+fn daemon(
+    pool: sqlx::PgPool,
+    settings: &Settings,
+    catalog: CatalogSettings,
+    refresh: RefreshSettings,
+) -> anyhow::Result<Daemon> {
+    let weekly = WeeklyRefresh::new(
+        pool.clone(),
+        settings,
+        catalog,
+        refresh,
+        pricekeeper::daemon::ROLE,
+        settings.daemon_lease,
+    );
+    Ok(Daemon::from_settings(pool, settings)?.with_catalog_refresh(weekly))
+}
+
 /// The orchestrator and the backfill workers (with their reaper), and the
-/// price daemon when `with_daemon`, side by side until a signal; a task
-/// that dies cancels the others.
+/// price daemon when given its catalog settings, side by side until a
+/// signal; a task that dies cancels the others.
 async fn run_worker(
     pool: sqlx::PgPool,
     settings: &Settings,
-    with_daemon: bool,
+    with_daemon: Option<(CatalogSettings, RefreshSettings)>,
 ) -> anyhow::Result<()> {
     let providers = Providers::from_settings(settings)?;
     let backfill = Backfill::new(pool.clone(), providers, settings.retry_exponential_base);
@@ -171,8 +221,8 @@ async fn run_worker(
     let held = workers.clone();
     let cancel = shutdown::on_signal(bound, move || held.in_progress());
     let mut tasks = JoinSet::new();
-    if with_daemon {
-        let daemon = Daemon::from_settings(pool.clone(), settings)?;
+    if let Some((catalog, refresh)) = with_daemon {
+        let daemon = daemon(pool.clone(), settings, catalog, refresh)?;
         let cancel = cancel.clone();
         tasks.spawn(async move {
             if let Err(e) = daemon.run(cancel.clone()).await {

@@ -4,6 +4,7 @@
 //! never touches real data.
 
 pub mod budget;
+pub mod catalog;
 pub mod daemon;
 pub mod events;
 pub mod ingest;
@@ -34,6 +35,10 @@ pub enum BenchCommand {
     /// Worker processes sharing one Yahoo budget through the database: the
     /// peak request count in any window of the budget's period.
     Budget(budget::BudgetBench),
+    /// Seeding a generated Nasdaq symbol directory of 10,000 securities:
+    /// wall time and statements of a first seed, an unchanged rerun and a
+    /// rerun with churn.
+    Catalog(catalog::CatalogBench),
     /// One daemon tick and the daily-close passes for 10,000 held assets
     /// against a local market: requests sent, wall and database time.
     Daemon(daemon::DaemonBench),
@@ -52,6 +57,7 @@ pub async fn run(
 ) -> Result<serde_json::Value, BenchError> {
     let report = match command {
         BenchCommand::Budget(args) => serde_json::to_value(budget::run(settings, args).await?),
+        BenchCommand::Catalog(args) => serde_json::to_value(catalog::run(settings, args).await?),
         BenchCommand::Daemon(args) => serde_json::to_value(daemon::run(settings, args).await?),
         BenchCommand::Events(args) => serde_json::to_value(events::run(settings, args).await?),
         BenchCommand::Ingest(args) => serde_json::to_value(ingest::run(settings, args).await?),

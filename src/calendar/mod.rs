@@ -56,12 +56,13 @@ pub enum CalendarId {
 
 impl CalendarId {
     /// Every exchange code with a calendar, and the calendar it uses.
-    const EXCHANGES: [(&'static str, CalendarId); 12] = [
+    const EXCHANGES: [(&'static str, CalendarId); 13] = [
         ("XNYS", Self::Xnys),
         ("XNAS", Self::Xnys),
         ("XASE", Self::Xnys),
         ("ARCX", Self::Xnys),
         ("BATS", Self::Xnys),
+        ("IEXG", Self::Xnys),
         ("XLON", Self::Xlon),
         ("XETR", Self::Xetr),
         ("XCME", Self::Cme),
@@ -70,9 +71,9 @@ impl CalendarId {
         ("FX", Self::Fx),
         ("CRYPTO", Self::Crypto),
     ];
-    pub const KNOWN_EXCHANGES: [&'static str; 13] = [
-        "XNYS", "XNAS", "XASE", "ARCX", "BATS", "XLON", "XETR", "XCME", "XCBT", "XNYM", "XCEC",
-        "FX", "CRYPTO",
+    pub const KNOWN_EXCHANGES: [&'static str; 14] = [
+        "XNYS", "XNAS", "XASE", "ARCX", "BATS", "IEXG", "XLON", "XETR", "XCME", "XCBT", "XNYM",
+        "XCEC", "FX", "CRYPTO",
     ];
 
     pub fn for_exchange(exchange: &str) -> Option<Self> {

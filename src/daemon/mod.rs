@@ -62,6 +62,7 @@ pub struct Daemon {
     leadership: Arc<Leadership>,
     interval_minutes: u32,
     cron: Option<String>,
+    catalog: Option<Arc<crate::catalog::refresh::WeeklyRefresh>>,
 }
 
 impl Daemon {
@@ -89,7 +90,14 @@ impl Daemon {
             leadership: Arc::new(Leadership::new(pool, ROLE, lease)),
             interval_minutes: settings.fetch_interval_minutes,
             cron: settings.cron.clone(),
+            catalog: None,
         })
+    }
+
+    /// Adds the weekly catalog refresh, run under this daemon's lease.
+    pub fn with_catalog_refresh(mut self, refresh: crate::catalog::refresh::WeeklyRefresh) -> Self {
+        self.catalog = Some(Arc::new(refresh));
+        self
     }
 
     pub fn ticker(&self) -> &Ticker {
@@ -137,6 +145,9 @@ impl Daemon {
                     None => break,
                 },
             };
+            if let (Fire::Minute(at), Some(catalog)) = (fire, &self.catalog) {
+                catalog.on_minute(at, self.leadership.current(), &cancel);
+            }
             for trigger in self.triggers(fire, &mut closes_checked) {
                 self.run_trigger(trigger).await;
             }

@@ -217,20 +217,7 @@ impl Ticker {
         kind: &str,
         slot: DateTime<Utc>,
     ) -> Result<bool, DaemonError> {
-        let mut tx = self.pool.begin().await?;
-        if !lease::fence(&mut tx, &self.role, term, self.fence_hold).await? {
-            return Err(DaemonError::NotLeader { term: term.number });
-        }
-        let claimed: Option<DateTime<Utc>> =
-            sqlx::query_scalar(include_str!("../../sql/daemon_claim_slot.sql"))
-                .bind(kind)
-                .bind(slot)
-                .bind(term.number)
-                .bind(term.holder)
-                .fetch_optional(&mut *tx)
-                .await?;
-        tx.commit().await?;
-        Ok(claimed.is_some())
+        claim_slot(&self.pool, &self.role, term, self.fence_hold, kind, slot).await
     }
 
     /// One batched request series per provider, all providers at once. An
@@ -345,6 +332,33 @@ impl Ticker {
         }
         Ok(())
     }
+}
+
+/// Claims the slot (`kind`, `slot`) for `term` behind the lease's fence:
+/// true when this term is the first to claim it (the weekly catalog
+/// refresh claims its slots here too).
+pub async fn claim_slot(
+    pool: &PgPool,
+    role: &str,
+    term: &Term,
+    hold: Duration,
+    kind: &str,
+    slot: DateTime<Utc>,
+) -> Result<bool, DaemonError> {
+    let mut tx = pool.begin().await?;
+    if !lease::fence(&mut tx, role, term, hold).await? {
+        return Err(DaemonError::NotLeader { term: term.number });
+    }
+    let claimed: Option<DateTime<Utc>> =
+        sqlx::query_scalar(include_str!("../../sql/daemon_claim_slot.sql"))
+            .bind(kind)
+            .bind(slot)
+            .bind(term.number)
+            .bind(term.holder)
+            .fetch_optional(&mut *tx)
+            .await?;
+    tx.commit().await?;
+    Ok(claimed.is_some())
 }
 
 async fn write_quotes(tx: &mut PgConnection, priced: &[Priced]) -> Result<u64, sqlx::Error> {

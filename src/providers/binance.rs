@@ -113,6 +113,16 @@ impl Binance {
         Ok(out)
     }
 
+    /// `exchangeInfo`: every pair with its status, base and quote asset
+    /// (weight 20), for the catalog to parse.
+    pub async fn exchange_info(&self) -> Result<Vec<u8>, ProviderError> {
+        let ctx = ErrorContext::new(ProviderKind::Binance, "exchangeInfo");
+        let reply = self
+            .get(&ctx, &["api", "v3", "exchangeInfo"], &[], None)
+            .await?;
+        Ok(reply.body)
+    }
+
     async fn get(
         &self,
         ctx: &ErrorContext,

@@ -123,6 +123,23 @@ impl CoinGecko {
         Err(error)
     }
 
+    /// Page `page` of `coins/markets` in USD, largest market cap first:
+    /// the catalog's crypto source, which parses the body itself.
+    pub async fn markets_page(&self, page: u32, per_page: u32) -> Result<Vec<u8>, ProviderError> {
+        let ctx = ErrorContext::new(
+            ProviderKind::CoinGecko,
+            format!("coins/markets page {page}"),
+        );
+        let query = [
+            ("vs_currency", "usd".to_owned()),
+            ("order", "market_cap_desc".to_owned()),
+            ("per_page", per_page.to_string()),
+            ("page", page.to_string()),
+        ];
+        let reply = self.get(&ctx, &["coins", "markets"], &query, None).await?;
+        Ok(reply.body)
+    }
+
     async fn prices(&self, batch: &[String], out: &mut Quotes) -> Result<(), ProviderError> {
         let ctx = ErrorContext::new(ProviderKind::CoinGecko, batch.join(","));
         let query = [

@@ -226,6 +226,11 @@ impl Providers {
         &self.binance
     }
 
+    /// CoinGecko itself, for the catalog's `coins/markets` pages.
+    pub fn coingecko(&self) -> &Arc<CoinGecko> {
+        &self.coingecko
+    }
+
     /// The request budget `kind` runs at (its own rate, capped by
     /// `MAX_REQUESTS_PER_MINUTE`).
     pub fn rate(&self, kind: ProviderKind) -> Rate {
