@@ -4,18 +4,7 @@
 -- "already exists" notice of every later batch out of the logs.
 SET LOCAL client_min_messages = warning;
 CREATE TEMP TABLE IF NOT EXISTS pricekeeper_bars_stage (
-    asset_id  bigint      not null,
-    interval  text        not null,
-    ts        timestamptz not null,
-    open      numeric,
-    high      numeric,
-    low       numeric,
-    close     numeric     not null,
-    adj_close numeric,
-    volume    numeric,
-    currency  text,
-    source    text        not null,
-    flags     text[]      not null,
+    LIKE asset_prices INCLUDING DEFAULTS,
     -- For the same-date cleanup's lookups when bars are already stored.
-    primary key (asset_id, interval, ts)
+    PRIMARY KEY (asset_id, interval, ts)
 ) ON COMMIT DELETE ROWS;

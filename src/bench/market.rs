@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
 use super::BenchError;
 
@@ -89,12 +88,7 @@ impl Market {
 
 /// Serves `market` on a local port; returns its base URL.
 pub async fn serve(market: Arc<Market>) -> Result<url::Url, BenchError> {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| BenchError::Stalled(format!("cannot start the local server: {e}")))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| BenchError::Stalled(e.to_string()))?;
+    let (listener, url) = super::local_listener().await?;
     tokio::spawn(async move {
         while let Ok((mut socket, _)) = listener.accept().await {
             let market = market.clone();
@@ -134,5 +128,5 @@ pub async fn serve(market: Arc<Market>) -> Result<url::Url, BenchError> {
             });
         }
     });
-    Ok(url::Url::parse(&format!("http://{addr}")).expect("local URL"))
+    Ok(url)
 }

@@ -6,7 +6,6 @@ use std::time::Instant;
 
 use chrono::{Datelike, NaiveDate, Weekday};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
 use super::BenchError;
 
@@ -52,12 +51,7 @@ pub async fn serve_year(
         body.len()
     );
     let response: Arc<[u8]> = [head.as_bytes(), body.as_bytes()].concat().into();
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| BenchError::Stalled(format!("cannot start the local server: {e}")))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| BenchError::Stalled(e.to_string()))?;
+    let (listener, url) = super::local_listener().await?;
     tokio::spawn(async move {
         while let Ok((mut socket, _)) = listener.accept().await {
             let response = response.clone();
@@ -89,7 +83,6 @@ pub async fn serve_year(
             });
         }
     });
-    let url = url::Url::parse(&format!("http://{addr}")).expect("local URL");
     Ok((url, days))
 }
 

@@ -14,7 +14,8 @@ use super::{ClaimedJob, Completion};
 use crate::providers::{Bar, CorporateEvent};
 
 const STAGE: &str = include_str!("../../sql/queue_stage_prices.sql");
-const STAGE_COPY: &str = "COPY pricekeeper_bars_stage FROM STDIN";
+const STAGE_COPY: &str = "COPY pricekeeper_bars_stage (asset_id, interval, ts, open, high, low, \
+     close, adj_close, volume, currency, source, flags) FROM STDIN";
 const UPSERT_PRICES: &str = include_str!("../../sql/queue_upsert_prices.sql");
 const STORE_ACTIONS: &str = include_str!("../../sql/queue_store_actions.sql");
 const REPLACE_DAILY: &str = include_str!("../../sql/queue_replace_daily.sql");
