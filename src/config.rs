@@ -2,21 +2,53 @@
 //! and passed down. Every value is checked here, so a bad one stops the
 //! process at once with exit code 2 and a message that names the variable.
 
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
 use clap::builder::BoolishValueParser;
 use sqlx::postgres::PgConnectOptions;
 
+use crate::embedded_pg::{EmbeddedMode, Place};
+
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/pricekeeper";
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Settings {
-    /// PostgreSQL connection URL. A missing database is created.
-    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL,
+    /// PostgreSQL connection URL; a missing database is created. Default:
+    /// postgres://postgres@127.0.0.1:5432/pricekeeper, and for `run` and
+    /// `demo` the embedded PostgreSQL when nothing answers there.
+    #[arg(long, env = "DATABASE_URL",
           value_parser = Secret(database_url), hide_env_values = true, global = true,
           help_heading = "Database")]
-    pub database_url: String,
+    pub database_url: Option<String>,
+
+    /// When `run` and `demo` start their own PostgreSQL: `auto` (DATABASE_URL
+    /// unset and nothing answering on the default address), `always`, `never`.
+    #[arg(long, env = "PRICEKEEPER_EMBEDDED_PG", value_enum, default_value_t = EmbeddedMode::Auto,
+          global = true, help_heading = "Database")]
+    pub embedded_pg: EmbeddedMode,
+
+    /// Directory of the PostgreSQL server binaries for the embedded server.
+    /// Default: `pg_config --bindir`, the newest /usr/lib/postgresql/*/bin, PATH.
+    #[arg(
+        long,
+        env = "PRICEKEEPER_PG_BINDIR",
+        global = true,
+        help_heading = "Database"
+    )]
+    pub pg_bindir: Option<PathBuf>,
+
+    /// Directory of the embedded PostgreSQL (cluster, socket, log), kept
+    /// between runs. Default: $XDG_CACHE_HOME/pricekeeper/pg, else
+    /// ~/.cache/pricekeeper/pg (as root: the postgres user's).
+    #[arg(
+        long,
+        env = "PRICEKEEPER_PG_DIR",
+        global = true,
+        help_heading = "Database"
+    )]
+    pub pg_dir: Option<PathBuf>,
 
     /// How long to keep retrying an unreachable database before giving up.
     #[arg(long, env = "PRICEKEEPER_DB_CONNECT_TIMEOUT", default_value = "30s",
@@ -176,9 +208,27 @@ impl Settings {
         self.coingecko_api_key.as_deref().filter(|k| !k.is_empty())
     }
 
+    /// The server to use: DATABASE_URL, else the default address.
     pub fn connect_options(&self) -> PgConnectOptions {
+        self.explicit_database().unwrap_or_else(|| {
+            PgConnectOptions::from_str(DEFAULT_DATABASE_URL).expect("default URL")
+        })
+    }
+
+    /// DATABASE_URL (or `--database-url`), when the user set it.
+    pub fn explicit_database(&self) -> Option<PgConnectOptions> {
         // Validated by the parser, so this cannot fail.
-        PgConnectOptions::from_str(&self.database_url).expect("DATABASE_URL was validated")
+        self.database_url
+            .as_deref()
+            .map(|url| PgConnectOptions::from_str(url).expect("DATABASE_URL was validated"))
+    }
+
+    /// Where the embedded PostgreSQL's binaries and directory are.
+    pub fn embedded_place(&self) -> Place {
+        Place {
+            bindir: self.pg_bindir.clone(),
+            dir: self.pg_dir.clone(),
+        }
     }
 }
 

@@ -10,11 +10,10 @@ use pricekeeper::commands::calendar::{self, CalendarArgs};
 use pricekeeper::commands::fetch::{self, FetchArgs, QuoteArgs};
 use pricekeeper::config::Settings;
 use pricekeeper::daemon::Daemon;
-use pricekeeper::events::orchestrator::Orchestrator;
-use pricekeeper::providers::Providers;
-use pricekeeper::queue::backfill::Backfill;
+use pricekeeper::demo::{self, DemoArgs, DemoError};
+use pricekeeper::embedded_pg::{self, Choice};
+use pricekeeper::pipeline::Pipeline;
 use pricekeeper::queue::worker::FINAL_WRITES;
-use pricekeeper::queue::{Worker, WorkerConfig};
 use pricekeeper::{db, shutdown, telemetry};
 use tokio::task::JoinSet;
 
@@ -63,7 +62,21 @@ enum Command {
     },
     /// Everything a single machine needs, in one process: the `worker`
     /// (orchestrator, backfill workers, reaper) and the `daemon`.
+    ///
+    /// Without DATABASE_URL and with nothing answering on 127.0.0.1:5432,
+    /// it starts a private PostgreSQL from the server binaries installed on
+    /// this machine (see PRICEKEEPER_EMBEDDED_PG) and stops it on exit.
     Run,
+    /// The whole pipeline end to end on this machine, in under a minute:
+    /// no internet, no setup.
+    ///
+    /// A fresh demo database (on the embedded PostgreSQL unless DATABASE_URL
+    /// is set or a server answers on 127.0.0.1:5432), a simulated market
+    /// answering in the real Yahoo, Binance and CoinGecko formats, three
+    /// portfolios' trades written in plain SQL, the orchestrator and workers
+    /// until every backfill settled, one daemon tick, and a summary read
+    /// back from the tables.
+    Demo(DemoArgs),
     /// Print validated bars for one symbol from one provider (no database).
     ///
     /// JSON (an array of objects) or CSV on stdout; rejected rows, flagged
@@ -129,9 +142,25 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             run_worker(pool, &settings, false).await?;
         }
         Command::Run => {
-            let pool = connect(&settings).await?;
-            db::migrate(&pool).await?;
-            run_worker(pool, &settings, true).await?;
+            let server = choose_server(&settings).await?;
+            let result = async {
+                let pool = connect_to(&settings, &server.main_options()).await?;
+                db::migrate(&pool).await?;
+                run_worker(pool, &settings, true).await
+            }
+            .await;
+            stop_embedded(&server);
+            result?;
+        }
+        Command::Demo(args) => {
+            let server = choose_server(&settings).await?;
+            let cancel = shutdown::on_signal(Duration::from_secs(10), || "the demo".to_owned());
+            let result = demo::run(&settings, &args, &server, cancel).await;
+            stop_embedded(&server);
+            match result {
+                Err(DemoError::Interrupted) => return Ok(ExitCode::from(130)),
+                other => other?,
+            }
         }
         Command::Daemon { once } => {
             let pool = connect(&settings).await?;
@@ -158,31 +187,14 @@ async fn run_worker(
     settings: &Settings,
     with_daemon: bool,
 ) -> anyhow::Result<()> {
-    let providers = Providers::from_settings(settings)?;
-    let backfill = Backfill::new(pool.clone(), providers, settings.retry_exponential_base);
-    let workers = Worker::new(
-        pool.clone(),
-        WorkerConfig::from_settings(settings),
-        backfill,
-    );
     // Running jobs get the grace, their outcomes FINAL_WRITES more; past
     // that the process exits anyway (a database that went away).
     let bound = settings.shutdown_grace + FINAL_WRITES + Duration::from_secs(2);
-    let held = workers.clone();
+    let pipeline = Pipeline::new(pool, settings)?;
+    let held = pipeline.workers();
     let cancel = shutdown::on_signal(bound, move || held.in_progress());
     let mut tasks = JoinSet::new();
-    if with_daemon {
-        let daemon = Daemon::from_settings(pool.clone(), settings)?;
-        let cancel = cancel.clone();
-        tasks.spawn(async move {
-            if let Err(e) = daemon.run(cancel.clone()).await {
-                tracing::error!(error = %e, "price daemon stopped");
-                cancel.cancel();
-            }
-        });
-    }
-    tasks.spawn(Orchestrator::new(pool, settings).run(cancel.clone()));
-    tasks.spawn(workers.run(cancel.clone()));
+    pipeline.spawn(with_daemon, &cancel, &mut tasks)?;
     let mut failure = None;
     while let Some(ended) = tasks.join_next().await {
         if let Err(e) = ended {
@@ -197,12 +209,43 @@ async fn run_worker(
 }
 
 async fn connect(settings: &Settings) -> anyhow::Result<sqlx::PgPool> {
+    connect_to(settings, &settings.connect_options()).await
+}
+
+async fn connect_to(
+    settings: &Settings,
+    options: &sqlx::postgres::PgConnectOptions,
+) -> anyhow::Result<sqlx::PgPool> {
     Ok(db::connect(
-        &settings.connect_options(),
+        options,
         settings.db_max_connections,
         settings.db_connect_timeout,
     )
     .await?)
+}
+
+/// DATABASE_URL, the default address, or the embedded PostgreSQL (which a
+/// forced exit stops too).
+async fn choose_server(settings: &Settings) -> anyhow::Result<Choice> {
+    let server = embedded_pg::choose(
+        settings.explicit_database(),
+        settings.connect_options(),
+        settings.embedded_pg,
+        settings.embedded_place(),
+    )
+    .await?;
+    if let Some(pg) = server.embedded() {
+        let pg = pg.clone();
+        shutdown::before_forced_exit(move || pg.stop());
+    }
+    tracing::info!(database = %server.describe(), "database server chosen");
+    Ok(server)
+}
+
+fn stop_embedded(server: &Choice) {
+    if let Some(pg) = server.embedded() {
+        pg.stop();
+    }
 }
 
 /// The error and its causes, skipping a cause whose text the message above
