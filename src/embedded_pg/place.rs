@@ -69,6 +69,30 @@ pub fn default_dir(user: &ServerUser) -> Result<PathBuf, EmbeddedError> {
     }
 }
 
+/// Runs `program args dir` as the server user; returns its complaint,
+/// empty when it succeeded.
+fn as_user(
+    user: &ServerUser,
+    program: &str,
+    args: &[&str],
+    dir: &Path,
+) -> Result<String, EmbeddedError> {
+    let out = user
+        .command(Path::new(program), Path::new("/"))
+        .args(args)
+        .arg(dir)
+        .output()
+        .map_err(|e| EmbeddedError::io("run runuser", e))?;
+    Ok(if out.status.success() {
+        String::new()
+    } else {
+        format!(
+            "{program} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )
+    })
+}
+
 /// Whether every existing ancestor of `dir` lets other users through.
 fn reachable_by_others(dir: &Path) -> bool {
     dir.ancestors()
@@ -76,22 +100,19 @@ fn reachable_by_others(dir: &Path) -> bool {
         .all(|m| m.permissions().mode() & 0o001 != 0)
 }
 
-/// Creates `dir` as the server user (so whatever is created belongs to
-/// it) and checks that it does.
+/// Creates `dir` so that it belongs to the server user, and checks that
+/// it does. As root: made by that user when it may (so every directory
+/// made in its home is its own), else made by root and handed over, and
+/// then that user must be able to reach it.
 pub fn prepare(dir: &Path, user: &ServerUser) -> Result<(), EmbeddedError> {
     if user.switch {
-        let out = user
-            .command(Path::new("mkdir"), Path::new("/"))
-            .arg("-p")
-            .arg(dir)
-            .output()
-            .map_err(|e| EmbeddedError::io("run runuser", e))?;
-        if !out.status.success() {
-            return Err(EmbeddedError::Unreachable {
-                dir: dir.to_owned(),
-                user: user.name.clone(),
-                detail: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-            });
+        let made = as_user(user, "mkdir", &["-p"], dir)?;
+        if !made.is_empty() && !dir.exists() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| EmbeddedError::io(format!("create {}", dir.display()), e))?;
+            nix::unistd::chown(dir, Some(user.uid), None).map_err(|e| {
+                EmbeddedError::io(format!("hand {} to {}", dir.display(), user.name), e.into())
+            })?;
         }
     } else {
         std::fs::create_dir_all(dir)
@@ -109,6 +130,16 @@ pub fn prepare(dir: &Path, user: &ServerUser) -> Result<(), EmbeddedError> {
             owner,
             user: user.name.clone(),
         });
+    }
+    if user.switch {
+        let reached = as_user(user, "test", &["-w"], dir)?;
+        if !reached.is_empty() {
+            return Err(EmbeddedError::Unreachable {
+                dir: dir.to_owned(),
+                user: user.name.clone(),
+                detail: "a directory above it does not let that user through".into(),
+            });
+        }
     }
     Ok(())
 }
