@@ -2,8 +2,11 @@
 //! from a template that is migrated once per schema version.
 //!
 //! The server is the first that answers of `TEST_DATABASE_URL`,
-//! `DATABASE_URL`, `postgres://postgres@127.0.0.1:5432`, and a PostgreSQL
+//! `DATABASE_URL`, `postgres://postgres@127.0.0.1:5432`, the embedded
+//! PostgreSQL (the demo's, from the server binaries installed on this
+//! machine; left running for the next test binary), and a PostgreSQL
 //! started with testcontainers when Docker is available.
+//! `TEST_DATABASE_URL=embedded` goes straight to the embedded one.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
 use std::str::FromStr;
@@ -122,6 +125,11 @@ async fn drop_database_with(admin: &PgConnectOptions, name: &str) {
 
 async fn find_server() -> Server {
     let mut tried = Vec::new();
+    let wanted = std::env::var("TEST_DATABASE_URL").ok();
+    if wanted.as_deref() == Some("embedded") {
+        let base_url = start_embedded().await.expect("embedded PostgreSQL for the tests");
+        return with_template(base_url).await;
+    }
     let candidates = [
         ("TEST_DATABASE_URL", std::env::var("TEST_DATABASE_URL").ok()),
         ("DATABASE_URL", std::env::var("DATABASE_URL").ok()),
@@ -133,6 +141,10 @@ async fn find_server() -> Server {
             Ok(base_url) => return with_template(base_url).await,
             Err(e) => tried.push(format!("{source} ({}): {e}", redact(&url))),
         }
+    }
+    match start_embedded().await {
+        Ok(base_url) => return with_template(base_url).await,
+        Err(e) => tried.push(format!("embedded: {e}")),
     }
     match start_container().await {
         Ok(base_url) => return with_template(base_url).await,
@@ -157,6 +169,24 @@ async fn try_server(raw: &str) -> Result<url::Url, String> {
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err("no answer within 5s".into()),
     }
+}
+
+/// Starts (or joins) the embedded PostgreSQL in its default directory.
+/// Never stopped by the tests: the next test binary, or the next demo,
+/// uses it, and the demo stops it when it is done.
+async fn start_embedded() -> Result<url::Url, String> {
+    use pricekeeper::embedded_pg::{EmbeddedPg, Place};
+    static EMBEDDED: std::sync::OnceLock<EmbeddedPg> = std::sync::OnceLock::new();
+    let pg = tokio::task::spawn_blocking(|| EmbeddedPg::start(&Place::default()))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    let pg = EMBEDDED.get_or_init(|| pg);
+    let mut url = url::Url::parse("postgres://postgres@localhost/postgres").expect("URL");
+    url.query_pairs_mut()
+        .append_pair("host", &pg.dir().to_string_lossy())
+        .append_pair("port", "5432");
+    Ok(url)
 }
 
 /// Starts PostgreSQL in Docker. The container lives as long as the process.
