@@ -23,6 +23,13 @@ pub struct Settings {
           help_heading = "Database")]
     pub database_url: Option<String>,
 
+    /// The schema pricekeeper's tables live in, beside the host's own
+    /// (created if missing). Default: pricekeeper, or public for an
+    /// installation made before pricekeeper had its own schema.
+    #[arg(long, env = "PRICEKEEPER_SCHEMA", value_parser = crate::db::schema::valid_name,
+          global = true, help_heading = "Database")]
+    pub schema: Option<String>,
+
     /// When `run` and `demo` start their own PostgreSQL: `auto` (DATABASE_URL
     /// unset and nothing answering on the default address), `always`, `never`.
     #[arg(long, env = "PRICEKEEPER_EMBEDDED_PG", value_enum, default_value_t = EmbeddedMode::Auto,

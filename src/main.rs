@@ -216,12 +216,15 @@ async fn connect_to(
     settings: &Settings,
     options: &sqlx::postgres::PgConnectOptions,
 ) -> anyhow::Result<sqlx::PgPool> {
-    Ok(db::connect(
+    let (pool, schema) = db::connect_in_schema(
         options,
+        settings.schema.as_deref(),
         settings.db_max_connections,
         settings.db_connect_timeout,
     )
-    .await?)
+    .await?;
+    tracing::info!(%schema, "pricekeeper's tables live in this schema");
+    Ok(pool)
 }
 
 /// DATABASE_URL, the default address, or the embedded PostgreSQL (which a

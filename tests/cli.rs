@@ -96,7 +96,7 @@ async fn migrate_creates_a_missing_database_and_is_idempotent() {
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
     let tables: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM information_schema.tables
-         WHERE table_schema = 'public' AND table_name IN ('assets', 'backfill_queue')",
+         WHERE table_schema = 'pricekeeper' AND table_name IN ('assets', 'backfill_queue')",
     )
     .fetch_one(&pool)
     .await

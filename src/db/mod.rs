@@ -9,6 +9,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, Executor, PgConnection, PgPool};
 
 pub mod assets;
+pub mod schema;
 
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
@@ -29,6 +30,8 @@ pub enum DbError {
     },
     #[error("could not create database {name:?}: {source}")]
     CreateDatabase { name: String, source: sqlx::Error },
+    #[error("could not prepare pricekeeper's schema: {0}")]
+    Schema(#[source] sqlx::Error),
     #[error("migrations failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
@@ -90,11 +93,28 @@ pub async fn connect(
         })
 }
 
-/// Applies pending migrations. sqlx holds an advisory lock while it does, so
-/// several processes starting together do not race.
+/// [`connect`] into pricekeeper's schema (`wanted`, or the default; see
+/// [`schema`]), creating the schema first. Returns the schema used.
+pub async fn connect_in_schema(
+    options: &PgConnectOptions,
+    wanted: Option<&str>,
+    max_connections: u32,
+    wait: Duration,
+) -> Result<(PgPool, String), DbError> {
+    // The first connect waits for the server and creates the database.
+    let probe = connect(options, 1, wait).await?;
+    probe.close().await;
+    let schema = schema::prepare(options, wanted).await?;
+    let pool = connect(&schema::in_schema(options, &schema), max_connections, wait).await?;
+    Ok((pool, schema))
+}
+
+/// Applies pending migrations into the connection's schema, then pins the
+/// schema's functions to it. sqlx holds an advisory lock while it
+/// migrates, so several processes starting together do not race.
 pub async fn migrate(pool: &PgPool) -> Result<(), DbError> {
     MIGRATOR.run(pool).await?;
-    Ok(())
+    schema::pin_functions(pool).await
 }
 
 async fn create_database(options: &PgConnectOptions) -> Result<(), DbError> {

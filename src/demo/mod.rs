@@ -96,7 +96,13 @@ pub async fn run(
     let (name, _claim) = claim_database(&server.options("postgres"), &args.database).await?;
     let options = server.options(&name);
     recreate(&server.options("postgres"), &name).await?;
-    let pool = db::connect(&options, 10, Duration::from_secs(30)).await?;
+    let (pool, _) = db::connect_in_schema(
+        &options,
+        settings.schema.as_deref(),
+        10,
+        Duration::from_secs(30),
+    )
+    .await?;
     db::migrate(&pool).await?;
     println!("database: {name} (fresh), on {}", server.describe());
 

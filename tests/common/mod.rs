@@ -19,6 +19,9 @@ use tokio::sync::OnceCell;
 
 const LOCAL_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
+/// The schema the tables are in (the binary's default).
+pub const SCHEMA: &str = pricekeeper::db::schema::DEFAULT_SCHEMA;
+
 /// The server every test in this process uses, with the template made.
 struct Server {
     /// Connection URL of the server's `postgres` database.
@@ -127,7 +130,9 @@ async fn find_server() -> Server {
     let mut tried = Vec::new();
     let wanted = std::env::var("TEST_DATABASE_URL").ok();
     if wanted.as_deref() == Some("embedded") {
-        let base_url = start_embedded().await.expect("embedded PostgreSQL for the tests");
+        let base_url = start_embedded()
+            .await
+            .expect("embedded PostgreSQL for the tests");
         return with_template(base_url).await;
     }
     let candidates = [
@@ -240,10 +245,16 @@ async fn with_template(base_url: url::Url) -> Server {
                 .await
                 .expect("prepare template");
         }
-        let pool = PgPool::connect(&database_url(&base_url, &building))
+        // As the binary does: the schema first, then every migration in it.
+        let options =
+            PgConnectOptions::from_str(&database_url(&base_url, &building)).expect("template URL");
+        let (pool, _) =
+            pricekeeper::db::connect_in_schema(&options, None, 2, Duration::from_secs(30))
+                .await
+                .expect("connect to template");
+        pricekeeper::db::migrate(&pool)
             .await
-            .expect("connect to template");
-        MIGRATOR.run(&pool).await.expect("migrate template");
+            .expect("migrate template");
         pool.close().await;
         let sql = format!(
             "ALTER DATABASE {} RENAME TO {}",
@@ -273,8 +284,13 @@ async fn with_template(base_url: url::Url) -> Server {
 }
 
 fn migrations_hash() -> String {
-    // FNV-1a over every migration's version and checksum.
+    // FNV-1a over the layout (tables in their own schema since issue 13)
+    // and every migration's version and checksum.
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in SCHEMA.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
     for m in MIGRATOR.iter() {
         for byte in m.version.to_le_bytes().iter().chain(m.checksum.iter()) {
             hash ^= u64::from(*byte);
@@ -290,9 +306,13 @@ fn admin_options(base_url: &url::Url) -> PgConnectOptions {
         .log_statements(tracing::log::LevelFilter::Off)
 }
 
+/// A test database's URL: its connections see pricekeeper's schema first,
+/// as the binary's do.
 fn database_url(base_url: &url::Url, name: &str) -> String {
     let mut url = base_url.clone();
     url.set_path(&format!("/{name}"));
+    url.query_pairs_mut()
+        .append_pair("options", &format!("-c search_path={SCHEMA}"));
     url.to_string()
 }
 

@@ -187,12 +187,14 @@ impl SimMarket {
         Some(match *fault {
             Fault::RateLimited { retry_after_secs } => {
                 stats.rate_limited += 1;
-                let body = match provider {
-                    "binance" => wire::binance_rate_limited(),
-                    "coingecko" => wire::coingecko_rate_limited(),
+                // Binance and CoinGecko say how long to wait; Yahoo never does.
+                match provider {
+                    "binance" => wire::binance_rate_limited()
+                        .header("retry-after", retry_after_secs.to_string()),
+                    "coingecko" => wire::coingecko_rate_limited()
+                        .header("retry-after", retry_after_secs.to_string()),
                     _ => wire::yahoo_rate_limited(),
-                };
-                body.header("retry-after", retry_after_secs.to_string())
+                }
             }
             Fault::ServerError(status) => {
                 stats.server_errors += 1;

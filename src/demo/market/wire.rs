@@ -122,8 +122,8 @@ pub fn yahoo_not_found() -> Response {
 }
 
 pub fn yahoo_rate_limited() -> Response {
-    // Yahoo's 429 is plain text, and sometimes carries a Retry-After.
-    Response::json(429, "Too Many Requests\r\n")
+    // Yahoo's 429 is plain text from its edge, without a Retry-After.
+    Response::json(429, "Edge: Too Many Requests")
 }
 
 /// `api/v3/ticker/price` for every listed pair.
