@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use pricekeeper::bench::{self, BenchCommand};
 use pricekeeper::commands::calendar::{self, CalendarArgs};
 use pricekeeper::commands::fetch::{self, FetchArgs, QuoteArgs};
-use pricekeeper::config::Settings;
+use pricekeeper::config::{DbSettings, Global, Settings};
 use pricekeeper::daemon::Daemon;
 use pricekeeper::demo::{self, DemoArgs, DemoError};
 use pricekeeper::embedded_pg::{self, Choice};
@@ -30,7 +30,7 @@ use tokio::task::JoinSet;
 )]
 struct Cli {
     #[command(flatten)]
-    settings: Settings,
+    global: Global,
     #[command(subcommand)]
     command: Command,
 }
@@ -38,7 +38,10 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Create the database if it is missing and apply all migrations (idempotent).
-    Migrate,
+    Migrate {
+        #[command(flatten)]
+        db: DbSettings,
+    },
     /// Apply portfolio events and run the backfill workers and their reaper.
     ///
     /// Keeps holdings and tracked assets, queues backfills, and fills them
@@ -46,7 +49,10 @@ enum Command {
     /// SIGINT/SIGTERM: then it claims nothing more, lets running jobs finish
     /// within `--shutdown-grace`, hands the rest back to the queue and exits 0.
     /// Several workers may run against one database, on any number of machines.
-    Worker,
+    Worker {
+        #[command(flatten)]
+        settings: Settings,
+    },
     /// The live price daemon: quotes of held assets while their markets are
     /// open, the day's bar after each close, portfolio valuations.
     ///
@@ -59,6 +65,8 @@ enum Command {
         /// (exit 1 if another daemon holds the lease).
         #[arg(long)]
         once: bool,
+        #[command(flatten)]
+        settings: Settings,
     },
     /// Everything a single machine needs, in one process: the `worker`
     /// (orchestrator, backfill workers, reaper) and the `daemon`.
@@ -66,7 +74,10 @@ enum Command {
     /// Without DATABASE_URL and with nothing answering on 127.0.0.1:5432,
     /// it starts a private PostgreSQL from the server binaries installed on
     /// this machine (see PRICEKEEPER_EMBEDDED_PG) and stops it on exit.
-    Run,
+    Run {
+        #[command(flatten)]
+        settings: Settings,
+    },
     /// The whole pipeline end to end on this machine, in under a minute:
     /// no internet, no setup.
     ///
@@ -76,7 +87,12 @@ enum Command {
     /// portfolios' trades written in plain SQL, the orchestrator and workers
     /// until every backfill settled, one daemon tick, and a summary read
     /// back from the tables.
-    Demo(DemoArgs),
+    Demo {
+        #[command(flatten)]
+        args: DemoArgs,
+        #[command(flatten)]
+        settings: Settings,
+    },
     /// Print validated bars for one symbol from one provider (no database).
     ///
     /// JSON (an array of objects) or CSV on stdout; rejected rows, flagged
@@ -102,13 +118,77 @@ enum Command {
     Bench {
         #[command(subcommand)]
         what: BenchCommand,
+        #[command(flatten)]
+        settings: Settings,
     },
+}
+
+/// Settings each command ignores, hidden from its `--help` and usage (one
+/// `Settings` serves every command that runs the pipeline): the daemon's
+/// for `worker`, the backfill workers' for `daemon`, the embedded server's
+/// where none is started, and for `demo` what it sets itself.
+const UNUSED: &[(&str, &[&[&str]])] = &[
+    ("worker", &[DAEMON, EMBEDDED]),
+    ("daemon", &[WORKERS, EMBEDDED]),
+    ("bench", &[EMBEDDED]),
+    ("demo", &[DEMO_SETS]),
+];
+const DAEMON: &[&str] = &[
+    "fetch_interval_minutes",
+    "trading_hours_only",
+    "cron",
+    "daemon_lease",
+    "calendar_closures",
+];
+const WORKERS: &[&str] = &[
+    "backfill_batch_size",
+    "failed_cooloff",
+    "failed_rounds",
+    "job_lease",
+    "concurrency",
+    "poll_interval",
+    "event_batch_size",
+    "backfill_months",
+];
+const EMBEDDED: &[&str] = &["embedded_pg", "pg_bindir", "pg_dir"];
+/// The demo points the providers at its market and speeds everything up.
+const DEMO_SETS: &[&str] = &[
+    "yahoo_url",
+    "binance_url",
+    "coingecko_url",
+    "yahoo_rate",
+    "binance_rate",
+    "coingecko_rate",
+    "max_requests_per_minute",
+    "coingecko_api_key",
+    "http_timeout",
+    "retry_exponential_base",
+    "poll_interval",
+    "trading_hours_only",
+    "fetch_interval_minutes",
+    "cron",
+];
+
+/// The command line, with each command's help and usage showing only the
+/// settings it uses.
+fn parse() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let mut command = Cli::command();
+    for (name, lists) in UNUSED {
+        command = command.mut_subcommand(name, |sub| {
+            lists
+                .iter()
+                .flat_map(|list| list.iter())
+                .fold(sub, |sub, id| sub.mut_arg(id, |a| a.hide(true)))
+        });
+    }
+    Cli::from_arg_matches(&command.get_matches()).unwrap_or_else(|e| e.exit())
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    telemetry::init(cli.settings.log_format);
+    let cli = parse();
+    telemetry::init(cli.global.log_format);
     match run(cli).await {
         Ok(code) => code,
         Err(e) => {
@@ -119,32 +199,31 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let settings = cli.settings;
     match cli.command {
-        Command::Migrate => {
-            let pool = connect(&settings).await?;
+        Command::Migrate { db } => {
+            let pool = connect_to(&db, &db.connect_options()).await?;
             db::migrate(&pool).await?;
             tracing::info!(
                 migrations = db::MIGRATOR.iter().count(),
                 "database schema is up to date"
             );
         }
-        Command::Bench { what } => {
+        Command::Bench { what, settings } => {
             let report = bench::run(&settings, &what).await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
-        Command::Calendar(args) => return Ok(calendar::calendar(&settings, args)),
-        Command::Fetch(args) => return Ok(fetch::fetch(&settings, args).await),
-        Command::Quote(args) => return Ok(fetch::quote(&settings, args).await),
-        Command::Worker => {
+        Command::Calendar(args) => return Ok(calendar::calendar(args)),
+        Command::Fetch(args) => return Ok(fetch::fetch(args).await),
+        Command::Quote(args) => return Ok(fetch::quote(args).await),
+        Command::Worker { settings } => {
             let pool = connect(&settings).await?;
             db::migrate(&pool).await?;
             run_worker(pool, &settings, false).await?;
         }
-        Command::Run => {
+        Command::Run { settings } => {
             let server = choose_server(&settings).await?;
             let result = async {
-                let pool = connect_to(&settings, &server.main_options()).await?;
+                let pool = connect_to(&settings.db, &server.main_options()).await?;
                 db::migrate(&pool).await?;
                 run_worker(pool, &settings, true).await
             }
@@ -152,7 +231,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             stop_embedded(&server);
             result?;
         }
-        Command::Demo(args) => {
+        Command::Demo { args, settings } => {
             let server = choose_server(&settings).await?;
             let cancel = shutdown::on_signal(Duration::from_secs(10), || "the demo".to_owned());
             let result = demo::run(&settings, &args, &server, cancel).await;
@@ -162,7 +241,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 other => other?,
             }
         }
-        Command::Daemon { once } => {
+        Command::Daemon { once, settings } => {
             let pool = connect(&settings).await?;
             db::migrate(&pool).await?;
             let daemon = Daemon::from_settings(pool, &settings)?;
@@ -209,18 +288,18 @@ async fn run_worker(
 }
 
 async fn connect(settings: &Settings) -> anyhow::Result<sqlx::PgPool> {
-    connect_to(settings, &settings.connect_options()).await
+    connect_to(&settings.db, &settings.connect_options()).await
 }
 
 async fn connect_to(
-    settings: &Settings,
+    db: &DbSettings,
     options: &sqlx::postgres::PgConnectOptions,
 ) -> anyhow::Result<sqlx::PgPool> {
     let (pool, schema) = db::connect_in_schema(
         options,
-        settings.schema.as_deref(),
-        settings.db_max_connections,
-        settings.db_connect_timeout,
+        db.schema.as_deref(),
+        db.db_max_connections,
+        db.db_connect_timeout,
     )
     .await?;
     tracing::info!(%schema, "pricekeeper's tables live in this schema");
@@ -230,11 +309,12 @@ async fn connect_to(
 /// DATABASE_URL, the default address, or the embedded PostgreSQL (which a
 /// forced exit stops too).
 async fn choose_server(settings: &Settings) -> anyhow::Result<Choice> {
+    let db = &settings.db;
     let server = embedded_pg::choose(
-        settings.explicit_database(),
-        settings.connect_options(),
-        settings.embedded_pg,
-        settings.embedded_place(),
+        db.explicit_database(),
+        db.connect_options(),
+        db.embedded_pg,
+        db.embedded_place(),
     )
     .await?;
     if let Some(pg) = server.embedded() {
@@ -261,5 +341,5 @@ fn error_chain(e: &anyhow::Error) -> String {
             text = format!("{text}: {cause}");
         }
     }
-    text
+    db::without_server_line(&text)
 }

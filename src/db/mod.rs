@@ -197,6 +197,44 @@ pub fn is_transient(e: &sqlx::Error) -> bool {
     }
 }
 
+/// `text` without the ` at line NNN` sqlx appends to a server's message:
+/// that is a line of PostgreSQL's own C source, not of anything the user
+/// wrote, and reads as if it were.
+pub fn without_server_line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(" at line ") {
+        let digits = rest[at + 9..]
+            .bytes()
+            .take_while(u8::is_ascii_digit)
+            .count();
+        out.push_str(&rest[..at]);
+        if digits == 0 {
+            out.push_str(" at line ");
+        }
+        rest = &rest[at + 9 + digits..];
+    }
+    out.push_str(rest);
+    out
+}
+
 fn round_to_ms(d: Duration) -> Duration {
     Duration::from_millis(d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_server_source_line_is_dropped_from_messages() {
+        assert_eq!(
+            without_server_line(
+                "migrations failed: no schema has been selected to create in at line 499: more"
+            ),
+            "migrations failed: no schema has been selected to create in: more"
+        );
+        assert_eq!(without_server_line("look at line one"), "look at line one");
+        assert_eq!(without_server_line("plain"), "plain");
+    }
 }

@@ -98,7 +98,7 @@ pub async fn run(
     recreate(&server.options("postgres"), &name).await?;
     let (pool, _) = db::connect_in_schema(
         &options,
-        settings.schema.as_deref(),
+        settings.db.schema.as_deref(),
         10,
         Duration::from_secs(30),
     )
@@ -236,8 +236,8 @@ fn demo_settings(settings: &Settings, market: &url::Url) -> Settings {
         per: Duration::from_secs(1),
     });
     s.providers.http_timeout = Duration::from_secs(5);
-    s.max_requests_per_minute = None;
-    s.coingecko_api_key = None;
+    s.providers.max_requests_per_minute = None;
+    s.providers.coingecko_api_key = None;
     s.retry_exponential_base = Duration::from_secs(1);
     s.poll_interval = Duration::from_millis(250);
     s.trading_hours_only = false;
