@@ -224,3 +224,61 @@ fn demo_as_a_normal_user_on_its_own_embedded_server() {
         "the server was stopped"
     );
 }
+
+#[tokio::test]
+async fn keep_running_applies_the_users_own_transactions_until_sigterm() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    let (url, name) = common::unused_database_url().await;
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["demo", "--keep-running"])
+        .env("DATABASE_URL", &url)
+        .env("PRICEKEEPER_DEMO_DATABASE", &name)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut psql = None;
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.trim_start().starts_with("psql \"") && line.contains("INSERT INTO") {
+                psql = Some(line);
+                break;
+            }
+        }
+    })
+    .await
+    .expect("the demo prints its psql line within 60 s");
+    // The line it prints is one the user can run as is.
+    let line = psql.expect("a psql line to insert with");
+    let status = std::process::Command::new("sh")
+        .args(["-c", &line])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "{line}");
+
+    let pool = PgPool::connect(&url).await.unwrap();
+    common::eventually(Duration::from_secs(60), "NVDA to gain its second holder", || async {
+        let holders: Option<i32> = sqlx::query_scalar(
+            "SELECT tracking_users FROM tracked_assets JOIN assets a ON a.id = asset_id WHERE a.symbol = 'NVDA'",
+        )
+        .fetch_optional(&pool)
+        .await
+        .unwrap();
+        holders == Some(2)
+    })
+    .await;
+    pool.close().await;
+
+    let pid = nix::unistd::Pid::from_raw(child.id().unwrap() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
+        .await
+        .expect("the demo stops on SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status}");
+    common::drop_database(&name).await;
+}

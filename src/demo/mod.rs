@@ -96,7 +96,7 @@ pub async fn run(
     let (name, _claim) = claim_database(&server.options("postgres"), &args.database).await?;
     let options = server.options(&name);
     recreate(&server.options("postgres"), &name).await?;
-    let (pool, _) = db::connect_in_schema(
+    let (pool, schema) = db::connect_in_schema(
         &options,
         settings.db.schema.as_deref(),
         10,
@@ -142,7 +142,8 @@ pub async fn run(
     print!("{}", summary.render());
     println!();
     println!("Where to look next:");
-    println!("  {}", server.psql(&name));
+    let psql = server.psql(&name, &schema);
+    println!("  {psql}");
     println!("    SELECT * FROM tracked_assets;  SELECT * FROM backfill_queue;");
     println!(
         "    SELECT * FROM asset_prices ORDER BY ts DESC LIMIT 20;  SELECT * FROM portfolio_valuations;"
@@ -167,7 +168,7 @@ pub async fn run(
         println!(
             "  {} -c \"INSERT INTO portfolio_transactions (portfolio_id, asset_id, side, quantity, price, executed_at) \
                   SELECT gen_random_uuid(), id, 'buy', 3, 150, now() - interval '30 days' FROM assets WHERE symbol = 'NVDA'\"",
-            server.psql(&name)
+            psql
         );
         cancel.cancelled().await;
     }

@@ -41,17 +41,24 @@ impl Choice {
         }
     }
 
-    /// A `psql` line for `database`.
-    pub fn psql(&self, database: &str) -> String {
-        match self {
-            Self::Server(o) => format!(
-                "psql -h {} -p {} -U {} {database}",
-                o.get_host(),
+    /// A `psql` line for `database` that sees `schema`'s tables
+    /// unqualified, as pricekeeper's connections do.
+    pub fn psql(&self, database: &str, schema: &str) -> String {
+        let (host, port, user) = match self {
+            Self::Server(o) => (
+                o.get_host().to_owned(),
                 o.get_port(),
-                o.get_username()
+                o.get_username().to_owned(),
             ),
-            Self::Embedded(pg) => pg.psql(database),
-        }
+            Self::Embedded(pg) => (
+                pg.dir().display().to_string(),
+                pg.port(),
+                "postgres".to_owned(),
+            ),
+        };
+        format!(
+            "psql \"host={host} port={port} user={user} dbname={database} options='-c search_path={schema}'\""
+        )
     }
 
     /// Options for pricekeeper's own database: DATABASE_URL's (or the

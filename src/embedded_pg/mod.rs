@@ -282,12 +282,9 @@ impl EmbeddedPg {
         &self.version
     }
 
-    /// A `psql` command line that reaches `database`.
-    pub fn psql(&self, database: &str) -> String {
-        format!(
-            "psql -h {} -p {PORT} -U {SUPERUSER} {database}",
-            shell_quote(&self.dir.to_string_lossy())
-        )
+    /// The socket's port number.
+    pub fn port(&self) -> u16 {
+        PORT
     }
 
     fn data_dir(&self) -> PathBuf {
