@@ -2,163 +2,175 @@
 //! and passed down. Every value is checked here, so a bad one stops the
 //! process at once with exit code 2 and a message that names the variable.
 
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
 use clap::builder::BoolishValueParser;
 use sqlx::postgres::PgConnectOptions;
 
+use crate::embedded_pg::{EmbeddedMode, Place};
+
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/pricekeeper";
 
+/// Options of every command.
 #[derive(Debug, Clone, clap::Args)]
-pub struct Settings {
-    /// PostgreSQL connection URL. A missing database is created.
-    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL,
-          value_parser = Secret(database_url), hide_env_values = true, global = true,
+pub struct Global {
+    /// Log format: `pretty` for people, `json` for log collectors. Filter with RUST_LOG.
+    #[arg(long, env = "PRICEKEEPER_LOG_FORMAT", default_value = "pretty",
+          value_parser = one_of("PRICEKEEPER_LOG_FORMAT", &[("pretty", LogFormat::Pretty), ("json", LogFormat::Json)]), global = true, help_heading = "Logging")]
+    pub log_format: LogFormat,
+}
+
+/// Where the database is: `migrate` and everything that runs the pipeline.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DbSettings {
+    /// PostgreSQL connection URL; a missing database is created. Default:
+    /// postgres://postgres@127.0.0.1:5432/pricekeeper, and for `run` and
+    /// `demo` the embedded PostgreSQL when nothing answers there.
+    #[arg(long, env = "DATABASE_URL",
+          value_parser = Secret(database_url), hide_env_values = true,
           help_heading = "Database")]
-    pub database_url: String,
+    pub database_url: Option<String>,
+
+    /// The schema pricekeeper's tables live in, beside the host's own
+    /// (created if missing). Default: pricekeeper, or public for an
+    /// installation made before pricekeeper had its own schema.
+    #[arg(long, env = "PRICEKEEPER_SCHEMA", value_parser = crate::db::schema::valid_name, help_heading = "Database")]
+    pub schema: Option<String>,
+
+    /// When `run` and `demo` start their own PostgreSQL: `auto` (DATABASE_URL
+    /// unset and nothing answering on the default address), `always`, `never`.
+    #[arg(long, env = "PRICEKEEPER_EMBEDDED_PG", default_value = "auto",
+          value_parser = one_of("PRICEKEEPER_EMBEDDED_PG",
+              &[("auto", EmbeddedMode::Auto), ("always", EmbeddedMode::Always), ("never", EmbeddedMode::Never)]), help_heading = "Database")]
+    pub embedded_pg: EmbeddedMode,
+
+    /// Directory of the PostgreSQL server binaries for the embedded server.
+    /// Default: `pg_config --bindir`, the newest /usr/lib/postgresql/*/bin, PATH.
+    #[arg(long, env = "PRICEKEEPER_PG_BINDIR", help_heading = "Database")]
+    pub pg_bindir: Option<PathBuf>,
+
+    /// Directory of the embedded PostgreSQL (cluster, socket, log), kept
+    /// between runs. Default: $XDG_CACHE_HOME/pricekeeper/pg, else
+    /// ~/.cache/pricekeeper/pg (as root: the postgres user's).
+    #[arg(long, env = "PRICEKEEPER_PG_DIR", help_heading = "Database")]
+    pub pg_dir: Option<PathBuf>,
 
     /// How long to keep retrying an unreachable database before giving up.
     #[arg(long, env = "PRICEKEEPER_DB_CONNECT_TIMEOUT", default_value = "30s",
-          value_parser = duration("PRICEKEEPER_DB_CONNECT_TIMEOUT", Duration::ZERO, Duration::from_secs(3600)),
-          global = true, help_heading = "Database")]
+          value_parser = duration("PRICEKEEPER_DB_CONNECT_TIMEOUT", Duration::ZERO, Duration::from_secs(3600)), help_heading = "Database")]
     pub db_connect_timeout: Duration,
 
     /// Size of the connection pool.
     #[arg(long, env = "PRICEKEEPER_DB_MAX_CONNECTIONS", default_value_t = 10,
-          value_parser = ranged::<u32>("PRICEKEEPER_DB_MAX_CONNECTIONS", 1, 1000),
-          global = true, help_heading = "Database")]
+          value_parser = ranged::<u32>("PRICEKEEPER_DB_MAX_CONNECTIONS", 1, 1000), help_heading = "Database")]
     pub db_max_connections: u32,
+}
 
-    /// Log format: `pretty` for people, `json` for log collectors. Filter with RUST_LOG.
-    #[arg(long, env = "PRICEKEEPER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty,
-          global = true, help_heading = "Logging")]
-    pub log_format: LogFormat,
+/// The one-off closures laid over the calendars: `calendar` and the daemon.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ClosureSettings {
+    /// CSV of one-off exchange closures laid over the built-in list
+    /// (`exchange,date,change,reason`; change is closed, regular or HH:MM).
+    #[arg(long, env = "PRICEKEEPER_CALENDAR_CLOSURES", help_heading = "Daemon")]
+    pub calendar_closures: Option<std::path::PathBuf>,
+}
+
+/// Everything the pipeline reads (`worker`, `daemon`, `run`, `demo`,
+/// `bench`), read once at start and passed down. A command with settings
+/// of its own flattens its own `clap::Args` struct beside this one.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Settings {
+    #[command(flatten)]
+    pub db: DbSettings,
+
+    #[command(flatten)]
+    pub closures: ClosureSettings,
 
     /// Minutes between live price refreshes.
     #[arg(long, env = "FETCH_INTERVAL_MINUTES", default_value_t = 15,
-          value_parser = ranged::<u32>("FETCH_INTERVAL_MINUTES", 1, 1440),
-          global = true, help_heading = "Daemon")]
+          value_parser = ranged::<u32>("FETCH_INTERVAL_MINUTES", 1, 1440), help_heading = "Daemon")]
     pub fetch_interval_minutes: u32,
 
     /// Refresh an asset only while its market is open.
     #[arg(long, env = "TRADING_HOURS_ONLY", default_value = "true",
-          value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set,
-          global = true, help_heading = "Daemon")]
+          value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set, help_heading = "Daemon")]
     pub trading_hours_only: bool,
-
-    /// CSV of one-off exchange closures laid over the built-in list
-    /// (`exchange,date,change,reason`; change is closed, regular or HH:MM).
-    #[arg(
-        long,
-        env = "PRICEKEEPER_CALENDAR_CLOSURES",
-        global = true,
-        help_heading = "Daemon"
-    )]
-    pub calendar_closures: Option<std::path::PathBuf>,
 
     /// Cron schedule of the live price refresh in UTC, 5 fields (`*/15 * * * *`)
     /// or 6 with seconds; replaces FETCH_INTERVAL_MINUTES. Market hours come
     /// from the calendars, never from cron.
-    #[arg(long, env = "PRICEKEEPER_CRON", value_parser = cron, global = true, help_heading = "Daemon")]
+    #[arg(long, env = "PRICEKEEPER_CRON", value_parser = cron, help_heading = "Daemon")]
     pub cron: Option<String>,
 
     /// How long the active daemon's leader lease lasts without renewal; a
     /// standby takes over this long after the leader died. Renewed every third.
     #[arg(long, env = "PRICEKEEPER_DAEMON_LEASE", default_value = "15s",
-          value_parser = duration("PRICEKEEPER_DAEMON_LEASE", Duration::from_secs(1), Duration::from_secs(600)),
-          global = true, help_heading = "Daemon")]
+          value_parser = duration("PRICEKEEPER_DAEMON_LEASE", Duration::from_secs(1), Duration::from_secs(600)), help_heading = "Daemon")]
     pub daemon_lease: Duration,
-
-    /// Ceiling on requests per minute for every provider (each also has its own rate).
-    #[arg(long, env = "MAX_REQUESTS_PER_MINUTE",
-          value_parser = ranged::<u32>("MAX_REQUESTS_PER_MINUTE", 1, 1_000_000),
-          global = true, help_heading = "Providers")]
-    pub max_requests_per_minute: Option<u32>,
 
     /// Backfill jobs a worker claims at once.
     #[arg(long, env = "BACKFILL_BATCH_SIZE", default_value_t = 10,
-          value_parser = ranged::<u32>("BACKFILL_BATCH_SIZE", 1, 10_000),
-          global = true, help_heading = "Backfill")]
+          value_parser = ranged::<u32>("BACKFILL_BATCH_SIZE", 1, 10_000), help_heading = "Backfill")]
     pub backfill_batch_size: u32,
 
     /// Attempts before a backfill job is marked failed (rate limits do not count).
     #[arg(long, env = "MAX_BACKFILL_ATTEMPTS", default_value_t = 5,
-          value_parser = ranged::<u32>("MAX_BACKFILL_ATTEMPTS", 1, 100),
-          global = true, help_heading = "Backfill")]
+          value_parser = ranged::<u32>("MAX_BACKFILL_ATTEMPTS", 1, 100), help_heading = "Backfill")]
     pub max_backfill_attempts: u32,
 
     /// First retry delay, doubled on each further attempt: `5` (minutes) or `5m`, `90s`.
     #[arg(long, env = "RETRY_EXPONENTIAL_BASE", default_value = "5",
-          value_parser = minutes_or_duration("RETRY_EXPONENTIAL_BASE", Duration::from_secs(1), Duration::from_secs(86_400)),
-          global = true, help_heading = "Backfill")]
+          value_parser = minutes_or_duration("RETRY_EXPONENTIAL_BASE", Duration::from_secs(1), Duration::from_secs(86_400)), help_heading = "Backfill")]
     pub retry_exponential_base: Duration,
 
     /// How long a failed backfill job waits before it is queued again by
     /// itself; doubled each round (`6h`, `30m`). A purchase that needs its
     /// range queues it at once.
     #[arg(long, env = "PRICEKEEPER_FAILED_COOLOFF", default_value = "6h",
-          value_parser = duration("PRICEKEEPER_FAILED_COOLOFF", Duration::from_secs(1), Duration::from_secs(30 * 86_400)),
-          global = true, help_heading = "Backfill")]
+          value_parser = duration("PRICEKEEPER_FAILED_COOLOFF", Duration::from_secs(1), Duration::from_secs(30 * 86_400)), help_heading = "Backfill")]
     pub failed_cooloff: Duration,
 
     /// How many times a failed backfill job is queued again by itself before
     /// it stays failed (0: never).
     #[arg(long, env = "PRICEKEEPER_FAILED_ROUNDS", default_value_t = 4,
-          value_parser = ranged::<u32>("PRICEKEEPER_FAILED_ROUNDS", 0, 100),
-          global = true, help_heading = "Backfill")]
+          value_parser = ranged::<u32>("PRICEKEEPER_FAILED_ROUNDS", 0, 100), help_heading = "Backfill")]
     pub failed_rounds: u32,
 
     /// How long a claimed backfill job stays reserved for its worker; renewed
     /// while the job runs, and returned to the queue by the reaper once it
     /// runs out (a crashed or frozen worker).
     #[arg(long = "lease", env = "PRICEKEEPER_JOB_LEASE", default_value = "60s",
-          value_parser = duration("PRICEKEEPER_JOB_LEASE", Duration::from_secs(1), Duration::from_secs(3600)),
-          global = true, help_heading = "Backfill")]
+          value_parser = duration("PRICEKEEPER_JOB_LEASE", Duration::from_secs(1), Duration::from_secs(3600)), help_heading = "Backfill")]
     pub job_lease: Duration,
 
     /// Backfill jobs one worker process runs at once.
     #[arg(long, env = "PRICEKEEPER_CONCURRENCY", default_value_t = 4,
-          value_parser = ranged::<u32>("PRICEKEEPER_CONCURRENCY", 1, 1024),
-          global = true, help_heading = "Backfill")]
+          value_parser = ranged::<u32>("PRICEKEEPER_CONCURRENCY", 1, 1024), help_heading = "Backfill")]
     pub concurrency: u32,
 
     /// On SIGTERM/SIGINT, how long running backfill jobs may take to finish
     /// before they are handed back to the queue.
     #[arg(long, env = "PRICEKEEPER_SHUTDOWN_GRACE", default_value = "20s",
-          value_parser = duration("PRICEKEEPER_SHUTDOWN_GRACE", Duration::ZERO, Duration::from_secs(3600)),
-          global = true, help_heading = "Backfill")]
+          value_parser = duration("PRICEKEEPER_SHUTDOWN_GRACE", Duration::ZERO, Duration::from_secs(3600)), help_heading = "Backfill")]
     pub shutdown_grace: Duration,
 
     /// Fallback poll interval for new events and due jobs, should a
     /// notification be missed (`5s`, `1m`).
     #[arg(long, env = "PRICEKEEPER_POLL_INTERVAL", default_value = "5s",
-          value_parser = duration("PRICEKEEPER_POLL_INTERVAL", Duration::from_millis(10), Duration::from_secs(3600)),
-          global = true, help_heading = "Events")]
+          value_parser = duration("PRICEKEEPER_POLL_INTERVAL", Duration::from_millis(10), Duration::from_secs(3600)), help_heading = "Events")]
     pub poll_interval: Duration,
 
     /// Outbox events the orchestrator applies per database transaction.
     #[arg(long, env = "PRICEKEEPER_EVENT_BATCH_SIZE", default_value_t = 1000,
-          value_parser = ranged::<u32>("PRICEKEEPER_EVENT_BATCH_SIZE", 1, 100_000),
-          global = true, help_heading = "Events")]
+          value_parser = ranged::<u32>("PRICEKEEPER_EVENT_BATCH_SIZE", 1, 100_000), help_heading = "Events")]
     pub event_batch_size: u32,
 
     /// History queued for a newly held asset: this many months before the purchase.
     #[arg(long, env = "PRICEKEEPER_BACKFILL_MONTHS", default_value_t = 12,
-          value_parser = ranged::<u32>("PRICEKEEPER_BACKFILL_MONTHS", 1, 1200),
-          global = true, help_heading = "Events")]
+          value_parser = ranged::<u32>("PRICEKEEPER_BACKFILL_MONTHS", 1, 1200), help_heading = "Events")]
     pub backfill_months: u32,
-
-    /// CoinGecko demo API key (sent as x-cg-demo-api-key); optional.
-    #[arg(
-        long,
-        env = "COINGECKO_API_KEY",
-        value_parser = Secret(api_key("COINGECKO_API_KEY")),
-        hide_env_values = true,
-        global = true,
-        help_heading = "Providers"
-    )]
-    pub coingecko_api_key: Option<String>,
 
     #[command(flatten)]
     pub providers: crate::providers::settings::ProviderSettings,
@@ -171,14 +183,34 @@ pub enum LogFormat {
 }
 
 impl Settings {
-    /// The CoinGecko key, when one is set (an empty value means none).
-    pub fn coingecko_key(&self) -> Option<&str> {
-        self.coingecko_api_key.as_deref().filter(|k| !k.is_empty())
+    /// The server to use: DATABASE_URL, else the default address.
+    pub fn connect_options(&self) -> PgConnectOptions {
+        self.db.connect_options()
+    }
+}
+
+impl DbSettings {
+    /// The server to use: DATABASE_URL, else the default address.
+    pub fn connect_options(&self) -> PgConnectOptions {
+        self.explicit_database().unwrap_or_else(|| {
+            PgConnectOptions::from_str(DEFAULT_DATABASE_URL).expect("default URL")
+        })
     }
 
-    pub fn connect_options(&self) -> PgConnectOptions {
+    /// DATABASE_URL (or `--database-url`), when the user set it.
+    pub fn explicit_database(&self) -> Option<PgConnectOptions> {
         // Validated by the parser, so this cannot fail.
-        PgConnectOptions::from_str(&self.database_url).expect("DATABASE_URL was validated")
+        self.database_url
+            .as_deref()
+            .map(|url| PgConnectOptions::from_str(url).expect("DATABASE_URL was validated"))
+    }
+
+    /// Where the embedded PostgreSQL's binaries and directory are.
+    pub fn embedded_place(&self) -> Place {
+        Place {
+            bindir: self.pg_bindir.clone(),
+            dir: self.pg_dir.clone(),
+        }
     }
 }
 
@@ -237,7 +269,7 @@ fn redact_in(message: &str, raw: &str, shown: &str) -> String {
 
 /// A parser for an API key: it travels as an HTTP header, so it must be a
 /// valid header value (visible ASCII). The message never quotes the key.
-fn api_key(var: &'static str) -> impl Fn(&str) -> Result<String, String> + Clone {
+pub(crate) fn api_key(var: &'static str) -> impl Fn(&str) -> Result<String, String> + Clone {
     move |raw| {
         // Empty means unset: compose files often pass `KEY: ${KEY:-}`.
         let key = raw.trim();
@@ -257,7 +289,7 @@ fn api_key(var: &'static str) -> impl Fn(&str) -> Result<String, String> + Clone
 /// password and all; this one prints only the parser's own message, which
 /// masks what it must.
 #[derive(Clone)]
-struct Secret<F>(F);
+pub(crate) struct Secret<F>(pub(crate) F);
 
 impl<F, T> clap::builder::TypedValueParser for Secret<F>
 where
@@ -295,6 +327,33 @@ where
             return Err(format!("{var} must be from {min} to {max}"));
         }
         Ok(value)
+    }
+}
+
+/// A parser for a calendar date whose error names `flag` and the format.
+pub fn date(flag: &'static str) -> impl Fn(&str) -> Result<chrono::NaiveDate, String> + Clone {
+    move |raw| {
+        chrono::NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d")
+            .map_err(|e| format!("{flag} must be a date as YYYY-MM-DD, e.g. 2024-01-31 ({e})"))
+    }
+}
+
+/// A parser for one of `names`, whose error names `var` and the choices
+/// (clap's own names only the flag, even when the variable was set).
+pub fn one_of<T: Copy + Send + Sync + 'static>(
+    var: &'static str,
+    names: &'static [(&'static str, T)],
+) -> impl Fn(&str) -> Result<T, String> + Clone {
+    move |raw| {
+        let wanted = raw.trim().to_ascii_lowercase();
+        names
+            .iter()
+            .find(|(name, _)| *name == wanted)
+            .map(|(_, value)| *value)
+            .ok_or_else(|| {
+                let choices: Vec<&str> = names.iter().map(|(n, _)| *n).collect();
+                format!("{var} must be one of {}", choices.join(", "))
+            })
     }
 }
 

@@ -6,18 +6,15 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use pricekeeper::bench::{self, BenchCommand};
-use pricekeeper::catalog::refresh::WeeklyRefresh;
 use pricekeeper::catalog::seed::{self, SeedArgs};
 use pricekeeper::catalog::settings::{CatalogSettings, RefreshSettings};
 use pricekeeper::commands::calendar::{self, CalendarArgs};
 use pricekeeper::commands::fetch::{self, FetchArgs, QuoteArgs};
-use pricekeeper::config::Settings;
-use pricekeeper::daemon::Daemon;
-use pricekeeper::events::orchestrator::Orchestrator;
-use pricekeeper::providers::Providers;
-use pricekeeper::queue::backfill::Backfill;
+use pricekeeper::config::{DbSettings, Global, Settings};
+use pricekeeper::demo::{self, DemoArgs, DemoError};
+use pricekeeper::embedded_pg::{self, Choice};
+use pricekeeper::pipeline::{self, Pipeline};
 use pricekeeper::queue::worker::FINAL_WRITES;
-use pricekeeper::queue::{Worker, WorkerConfig};
 use pricekeeper::{db, shutdown, telemetry};
 use tokio::task::JoinSet;
 
@@ -34,7 +31,7 @@ use tokio::task::JoinSet;
 )]
 struct Cli {
     #[command(flatten)]
-    settings: Settings,
+    global: Global,
     #[command(subcommand)]
     command: Command,
 }
@@ -42,7 +39,10 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Create the database if it is missing and apply all migrations (idempotent).
-    Migrate,
+    Migrate {
+        #[command(flatten)]
+        db: DbSettings,
+    },
     /// Apply portfolio events and run the backfill workers and their reaper.
     ///
     /// Keeps holdings and tracked assets, queues backfills, and fills them
@@ -50,7 +50,10 @@ enum Command {
     /// SIGINT/SIGTERM: then it claims nothing more, lets running jobs finish
     /// within `--shutdown-grace`, hands the rest back to the queue and exits 0.
     /// Several workers may run against one database, on any number of machines.
-    Worker,
+    Worker {
+        #[command(flatten)]
+        settings: Settings,
+    },
     /// The live price daemon: quotes of held assets while their markets are
     /// open, the day's bar after each close, portfolio valuations.
     ///
@@ -67,14 +70,22 @@ enum Command {
         catalog: CatalogSettings,
         #[command(flatten)]
         refresh: RefreshSettings,
+        #[command(flatten)]
+        settings: Settings,
     },
     /// Everything a single machine needs, in one process: the `worker`
     /// (orchestrator, backfill workers, reaper) and the `daemon`.
+    ///
+    /// Without DATABASE_URL and with nothing answering on 127.0.0.1:5432,
+    /// it starts a private PostgreSQL from the server binaries installed on
+    /// this machine (see PRICEKEEPER_EMBEDDED_PG) and stops it on exit.
     Run {
         #[command(flatten)]
         catalog: CatalogSettings,
         #[command(flatten)]
         refresh: RefreshSettings,
+        #[command(flatten)]
+        settings: Settings,
     },
     /// Fill `assets` with what users can buy: US stocks and ETFs (Nasdaq
     /// Trader), the top cryptocurrencies (CoinGecko, with Binance pairs),
@@ -86,7 +97,27 @@ enum Command {
     /// (then it is reported). A source whose files are malformed changes
     /// nothing; the others are still applied (exit 1). Prints a line per
     /// source and a summary. The daemon repeats it weekly.
-    SeedCatalog(SeedArgs),
+    SeedCatalog {
+        #[command(flatten)]
+        args: SeedArgs,
+        #[command(flatten)]
+        settings: Settings,
+    },
+    /// The whole pipeline end to end on this machine, in under a minute:
+    /// no internet, no setup.
+    ///
+    /// A fresh demo database (on the embedded PostgreSQL unless DATABASE_URL
+    /// is set or a server answers on 127.0.0.1:5432), a simulated market
+    /// answering in the real Yahoo, Binance and CoinGecko formats, three
+    /// portfolios' trades written in plain SQL, the orchestrator and workers
+    /// until every backfill settled, one daemon tick, and a summary read
+    /// back from the tables.
+    Demo {
+        #[command(flatten)]
+        args: DemoArgs,
+        #[command(flatten)]
+        settings: Settings,
+    },
     /// Print validated bars for one symbol from one provider (no database).
     ///
     /// JSON (an array of objects) or CSV on stdout; rejected rows, flagged
@@ -112,13 +143,77 @@ enum Command {
     Bench {
         #[command(subcommand)]
         what: BenchCommand,
+        #[command(flatten)]
+        settings: Settings,
     },
+}
+
+/// Settings each command ignores, hidden from its `--help` and usage (one
+/// `Settings` serves every command that runs the pipeline): the daemon's
+/// for `worker`, the backfill workers' for `daemon`, the embedded server's
+/// where none is started, and for `demo` what it sets itself.
+const UNUSED: &[(&str, &[&[&str]])] = &[
+    ("worker", &[DAEMON, EMBEDDED]),
+    ("daemon", &[WORKERS, EMBEDDED]),
+    ("bench", &[EMBEDDED]),
+    ("demo", &[DEMO_SETS]),
+];
+const DAEMON: &[&str] = &[
+    "fetch_interval_minutes",
+    "trading_hours_only",
+    "cron",
+    "daemon_lease",
+    "calendar_closures",
+];
+const WORKERS: &[&str] = &[
+    "backfill_batch_size",
+    "failed_cooloff",
+    "failed_rounds",
+    "job_lease",
+    "concurrency",
+    "poll_interval",
+    "event_batch_size",
+    "backfill_months",
+];
+const EMBEDDED: &[&str] = &["embedded_pg", "pg_bindir", "pg_dir"];
+/// The demo points the providers at its market and speeds everything up.
+const DEMO_SETS: &[&str] = &[
+    "yahoo_url",
+    "binance_url",
+    "coingecko_url",
+    "yahoo_rate",
+    "binance_rate",
+    "coingecko_rate",
+    "max_requests_per_minute",
+    "coingecko_api_key",
+    "http_timeout",
+    "retry_exponential_base",
+    "poll_interval",
+    "trading_hours_only",
+    "fetch_interval_minutes",
+    "cron",
+];
+
+/// The command line, with each command's help and usage showing only the
+/// settings it uses.
+fn parse() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let mut command = Cli::command();
+    for (name, lists) in UNUSED {
+        command = command.mut_subcommand(name, |sub| {
+            lists
+                .iter()
+                .flat_map(|list| list.iter())
+                .fold(sub, |sub, id| sub.mut_arg(id, |a| a.hide(true)))
+        });
+    }
+    Cli::from_arg_matches(&command.get_matches()).unwrap_or_else(|e| e.exit())
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    telemetry::init(cli.settings.log_format);
+    let cli = parse();
+    telemetry::init(cli.global.log_format);
     match run(cli).await {
         Ok(code) => code,
         Err(e) => {
@@ -129,46 +224,66 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let settings = cli.settings;
     match cli.command {
-        Command::Migrate => {
-            let pool = connect(&settings).await?;
+        Command::Migrate { db } => {
+            let pool = connect_to(&db, &db.connect_options()).await?;
             db::migrate(&pool).await?;
             tracing::info!(
                 migrations = db::MIGRATOR.iter().count(),
                 "database schema is up to date"
             );
         }
-        Command::Bench { what } => {
+        Command::Bench { what, settings } => {
             let report = bench::run(&settings, &what).await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
-        Command::Calendar(args) => return Ok(calendar::calendar(&settings, args)),
-        Command::Fetch(args) => return Ok(fetch::fetch(&settings, args).await),
-        Command::Quote(args) => return Ok(fetch::quote(&settings, args).await),
-        Command::SeedCatalog(args) => {
+        Command::Calendar(args) => return Ok(calendar::calendar(args)),
+        Command::Fetch(args) => return Ok(fetch::fetch(args).await),
+        Command::Quote(args) => return Ok(fetch::quote(args).await),
+        Command::SeedCatalog { args, settings } => {
             let pool = connect(&settings).await?;
             db::migrate(&pool).await?;
             return Ok(seed::command(pool, &settings, args).await);
         }
-        Command::Worker => {
+        Command::Worker { settings } => {
             let pool = connect(&settings).await?;
             db::migrate(&pool).await?;
             run_worker(pool, &settings, None).await?;
         }
-        Command::Run { catalog, refresh } => {
-            let pool = connect(&settings).await?;
-            db::migrate(&pool).await?;
-            run_worker(pool, &settings, Some((catalog, refresh))).await?;
+        Command::Run {
+            catalog,
+            refresh,
+            settings,
+        } => {
+            let server = choose_server(&settings).await?;
+            let result = async {
+                let pool = connect_to(&settings.db, &server.main_options()).await?;
+                db::migrate(&pool).await?;
+                run_worker(pool, &settings, Some((catalog, refresh))).await
+            }
+            .await;
+            stop_embedded(&server);
+            result?;
+        }
+        Command::Demo { args, settings } => {
+            let server = choose_server(&settings).await?;
+            let cancel = shutdown::on_signal(Duration::from_secs(10), || "the demo".to_owned());
+            let result = demo::run(&settings, &args, &server, cancel).await;
+            stop_embedded(&server);
+            match result {
+                Err(DemoError::Interrupted) => return Ok(ExitCode::from(130)),
+                other => other?,
+            }
         }
         Command::Daemon {
             once,
             catalog,
             refresh,
+            settings,
         } => {
             let pool = connect(&settings).await?;
             db::migrate(&pool).await?;
-            let daemon = daemon(pool, &settings, catalog, refresh)?;
+            let daemon = pipeline::daemon(pool, &settings, catalog, refresh)?;
             if once {
                 let report = daemon.run_once().await?;
                 println!("{}", serde_json::to_string_pretty(&report)?);
@@ -182,24 +297,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The price daemon with its weekly catalog refresh.
-fn daemon(
-    pool: sqlx::PgPool,
-    settings: &Settings,
-    catalog: CatalogSettings,
-    refresh: RefreshSettings,
-) -> anyhow::Result<Daemon> {
-    let weekly = WeeklyRefresh::new(
-        pool.clone(),
-        settings,
-        catalog,
-        refresh,
-        pricekeeper::daemon::ROLE,
-        settings.daemon_lease,
-    );
-    Ok(Daemon::from_settings(pool, settings)?.with_catalog_refresh(weekly))
-}
-
 /// The orchestrator and the backfill workers (with their reaper), and the
 /// price daemon when given its catalog settings, side by side until a
 /// signal; a task that dies cancels the others.
@@ -208,31 +305,14 @@ async fn run_worker(
     settings: &Settings,
     with_daemon: Option<(CatalogSettings, RefreshSettings)>,
 ) -> anyhow::Result<()> {
-    let providers = Providers::from_settings(settings)?;
-    let backfill = Backfill::new(pool.clone(), providers, settings.retry_exponential_base);
-    let workers = Worker::new(
-        pool.clone(),
-        WorkerConfig::from_settings(settings),
-        backfill,
-    );
     // Running jobs get the grace, their outcomes FINAL_WRITES more; past
     // that the process exits anyway (a database that went away).
     let bound = settings.shutdown_grace + FINAL_WRITES + Duration::from_secs(2);
-    let held = workers.clone();
+    let pipeline = Pipeline::new(pool, settings)?;
+    let held = pipeline.workers();
     let cancel = shutdown::on_signal(bound, move || held.in_progress());
     let mut tasks = JoinSet::new();
-    if let Some((catalog, refresh)) = with_daemon {
-        let daemon = daemon(pool.clone(), settings, catalog, refresh)?;
-        let cancel = cancel.clone();
-        tasks.spawn(async move {
-            if let Err(e) = daemon.run(cancel.clone()).await {
-                tracing::error!(error = %e, "price daemon stopped");
-                cancel.cancel();
-            }
-        });
-    }
-    tasks.spawn(Orchestrator::new(pool, settings).run(cancel.clone()));
-    tasks.spawn(workers.run(cancel.clone()));
+    pipeline.spawn(with_daemon, &cancel, &mut tasks)?;
     let mut failure = None;
     while let Some(ended) = tasks.join_next().await {
         if let Err(e) = ended {
@@ -247,12 +327,47 @@ async fn run_worker(
 }
 
 async fn connect(settings: &Settings) -> anyhow::Result<sqlx::PgPool> {
-    Ok(db::connect(
-        &settings.connect_options(),
-        settings.db_max_connections,
-        settings.db_connect_timeout,
+    connect_to(&settings.db, &settings.connect_options()).await
+}
+
+async fn connect_to(
+    db: &DbSettings,
+    options: &sqlx::postgres::PgConnectOptions,
+) -> anyhow::Result<sqlx::PgPool> {
+    let (pool, schema) = db::connect_in_schema(
+        options,
+        db.schema.as_deref(),
+        db.db_max_connections,
+        db.db_connect_timeout,
     )
-    .await?)
+    .await?;
+    tracing::info!(%schema, "pricekeeper's tables live in this schema");
+    Ok(pool)
+}
+
+/// DATABASE_URL, the default address, or the embedded PostgreSQL (which a
+/// forced exit stops too).
+async fn choose_server(settings: &Settings) -> anyhow::Result<Choice> {
+    let db = &settings.db;
+    let server = embedded_pg::choose(
+        db.explicit_database(),
+        db.connect_options(),
+        db.embedded_pg,
+        db.embedded_place(),
+    )
+    .await?;
+    if let Some(pg) = server.embedded() {
+        let pg = pg.clone();
+        shutdown::before_forced_exit(move || pg.stop());
+    }
+    tracing::info!(database = %server.describe(), "database server chosen");
+    Ok(server)
+}
+
+fn stop_embedded(server: &Choice) {
+    if let Some(pg) = server.embedded() {
+        pg.stop();
+    }
 }
 
 /// The error and its causes, skipping a cause whose text the message above
@@ -265,5 +380,5 @@ fn error_chain(e: &anyhow::Error) -> String {
             text = format!("{text}: {cause}");
         }
     }
-    text
+    db::without_server_line(&text)
 }

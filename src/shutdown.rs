@@ -7,9 +7,24 @@
 //! Nothing is lost that way: held jobs come back when their lease runs out
 //! and unapplied events stay in the outbox.
 
+use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
+
+type Hook = Box<dyn FnOnce() + Send>;
+
+/// Run before a forced exit (a second signal, an overrun): what must not
+/// outlive the process even then, such as the embedded PostgreSQL.
+static BEFORE_FORCED_EXIT: Mutex<Vec<Hook>> = Mutex::new(Vec::new());
+
+/// Registers `hook` to run before a forced exit.
+pub fn before_forced_exit(hook: impl FnOnce() + Send + 'static) {
+    BEFORE_FORCED_EXIT
+        .lock()
+        .expect("exit hooks")
+        .push(Box::new(hook));
+}
 
 /// Exit code when the orderly stop outlasted its bound.
 pub const EXIT_OVERRAN: i32 = 1;
@@ -48,6 +63,10 @@ pub fn on_signal(
                 EXIT_OVERRAN
             }
         };
+        let hooks = std::mem::take(&mut *BEFORE_FORCED_EXIT.lock().expect("exit hooks"));
+        for hook in hooks {
+            hook();
+        }
         std::process::exit(code);
     });
     token

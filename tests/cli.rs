@@ -26,13 +26,112 @@ fn help_lists_every_subcommand() {
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
     for word in [
-        "migrate",
-        "DATABASE_URL",
-        "FETCH_INTERVAL_MINUTES",
-        "RETRY_EXPONENTIAL_BASE",
+        "migrate", "worker", "daemon", "run", "demo", "fetch", "calendar",
     ] {
         assert!(help.contains(word), "--help lacks {word}");
     }
+}
+
+fn help(command: &str) -> String {
+    let out = pricekeeper(&[command, "--help"], &[]);
+    assert!(out.status.success(), "{command} --help");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Each command's help shows the settings it uses and not the others
+/// (`fetch --help` listed database and daemon settings in 207 lines).
+#[test]
+fn each_commands_help_shows_only_its_settings() {
+    let cases: &[(&str, &[&str], &[&str])] = &[
+        (
+            "fetch",
+            &["PRICEKEEPER_YAHOO_URL", "COINGECKO_API_KEY"],
+            &[
+                "DATABASE_URL",
+                "FETCH_INTERVAL_MINUTES",
+                "BACKFILL_BATCH_SIZE",
+            ],
+        ),
+        (
+            "calendar",
+            &["PRICEKEEPER_CALENDAR_CLOSURES"],
+            &["DATABASE_URL", "PRICEKEEPER_YAHOO_URL"],
+        ),
+        (
+            "migrate",
+            &["DATABASE_URL", "PRICEKEEPER_SCHEMA"],
+            &["FETCH_INTERVAL_MINUTES", "PRICEKEEPER_YAHOO_URL"],
+        ),
+        (
+            "worker",
+            &[
+                "DATABASE_URL",
+                "RETRY_EXPONENTIAL_BASE",
+                "PRICEKEEPER_CONCURRENCY",
+            ],
+            &["FETCH_INTERVAL_MINUTES", "PRICEKEEPER_EMBEDDED_PG"],
+        ),
+        (
+            "daemon",
+            &["FETCH_INTERVAL_MINUTES", "PRICEKEEPER_CRON"],
+            &["PRICEKEEPER_CONCURRENCY", "BACKFILL_BATCH_SIZE"],
+        ),
+        (
+            "run",
+            &[
+                "PRICEKEEPER_EMBEDDED_PG",
+                "FETCH_INTERVAL_MINUTES",
+                "PRICEKEEPER_CONCURRENCY",
+            ],
+            &[],
+        ),
+        (
+            "demo",
+            &["PRICEKEEPER_DEMO_DATABASE", "PRICEKEEPER_EMBEDDED_PG"],
+            &["PRICEKEEPER_YAHOO_URL"],
+        ),
+    ];
+    for (command, shown, hidden) in cases {
+        let text = help(command);
+        for var in *shown {
+            assert!(text.contains(var), "{command} --help lacks {var}");
+        }
+        for var in *hidden {
+            assert!(
+                !text.contains(var),
+                "{command} --help shows {var}, which it does not use"
+            );
+        }
+    }
+    assert!(help("fetch").lines().count() < 150);
+}
+
+/// A setting in the environment is not shown in the usage line as if it
+/// were required.
+#[test]
+fn the_usage_line_does_not_list_settings_from_the_environment() {
+    let out = pricekeeper(&["fetch"], &[("PRICEKEEPER_YAHOO_RATE", "10/min")]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let usage = err
+        .lines()
+        .find(|l| l.starts_with("Usage:"))
+        .expect("usage line");
+    assert!(!usage.contains("yahoo-rate"), "{usage}");
+}
+
+#[test]
+fn a_bad_choice_names_the_variable_and_a_bad_date_the_format() {
+    let out = pricekeeper(&["calendar", "XNYS"], &[("PRICEKEEPER_LOG_FORMAT", "text")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("PRICEKEEPER_LOG_FORMAT must be one of pretty, json"),
+        "{}",
+        stderr(&out)
+    );
+    let out = pricekeeper(&["calendar", "XNYS", "--from", "2024-13-01"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("YYYY-MM-DD"), "{}", stderr(&out));
 }
 
 #[test]
@@ -48,7 +147,8 @@ fn bad_settings_exit_2_naming_the_variable() {
         ("MAX_REQUESTS_PER_MINUTE", "-3"),
     ];
     for (var, value) in cases {
-        let out = pricekeeper(&["migrate"], &[(var, value)]);
+        // worker reads every one of them, and parses before connecting.
+        let out = pricekeeper(&["worker"], &[(var, value)]);
         assert_eq!(
             out.status.code(),
             Some(2),
@@ -96,7 +196,7 @@ async fn migrate_creates_a_missing_database_and_is_idempotent() {
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
     let tables: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM information_schema.tables
-         WHERE table_schema = 'public' AND table_name IN ('assets', 'backfill_queue')",
+         WHERE table_schema = 'pricekeeper' AND table_name IN ('assets', 'backfill_queue')",
     )
     .fetch_one(&pool)
     .await
@@ -114,7 +214,7 @@ fn a_malformed_database_url_is_shown_with_its_password_masked() {
         "postgres://app:s3cr/t@db.internal:5432/prices",
         "postgres://app:s3cr@t@db.internal:99999/prices",
     ] {
-        for args in [&["migrate"][..], &["--database-url", url, "migrate"][..]] {
+        for args in [&["migrate"][..], &["migrate", "--database-url", url][..]] {
             let out = pricekeeper(args, &[("DATABASE_URL", url)]);
             let err = stderr(&out);
             assert_eq!(out.status.code(), Some(2), "{url}: {err}");

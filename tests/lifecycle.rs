@@ -276,7 +276,7 @@ async fn a_pool_of_two_connections_still_applies_events_and_runs_jobs() {
         &["--db-max-connections=2", "--poll-interval=30s"],
     );
     let pool = PgPoolOptions::new()
-        .max_connections(settings.db_max_connections)
+        .max_connections(settings.db.db_max_connections)
         .acquire_timeout(Duration::from_secs(30))
         .connect(db.url())
         .await

@@ -51,14 +51,15 @@ async fn schema_fingerprint(pool: &PgPool) -> String {
         "SELECT string_agg(item, E'\n' ORDER BY item) FROM (
              SELECT format('col %s.%s %s %s %s', table_name, column_name, data_type,
                            is_nullable, column_default) AS item
-             FROM information_schema.columns WHERE table_schema = 'public'
+             FROM information_schema.columns WHERE table_schema = current_schema()
              UNION ALL
-             SELECT 'idx ' || indexdef FROM pg_indexes WHERE schemaname = 'public'
+             SELECT 'idx ' || indexdef FROM pg_indexes WHERE schemaname = current_schema()
              UNION ALL
              SELECT 'con ' || conname || ' ' || pg_get_constraintdef(oid)
-             FROM pg_constraint WHERE connamespace = 'public'::regnamespace
+             FROM pg_constraint WHERE connamespace = current_schema()::regnamespace
              UNION ALL
-             SELECT 'fn ' || proname FROM pg_proc WHERE pronamespace = 'public'::regnamespace
+             SELECT 'fn ' || proname || ' ' || coalesce(array_to_string(proconfig, ','), '')
+             FROM pg_proc WHERE pronamespace = current_schema()::regnamespace
              UNION ALL
              SELECT 'trg ' || tgname FROM pg_trigger WHERE NOT tgisinternal
          ) AS s",
@@ -71,11 +72,12 @@ async fn schema_fingerprint(pool: &PgPool) -> String {
 #[tokio::test]
 async fn migrations_apply_to_an_empty_database_and_rerun_changes_nothing() {
     let (url, name) = common::unused_database_url().await;
-    let pool = pricekeeper::db::connect(&url.parse().unwrap(), 2, Duration::from_secs(5))
-        .await
-        .unwrap();
+    let (pool, _) =
+        pricekeeper::db::connect_in_schema(&url.parse().unwrap(), None, 2, Duration::from_secs(5))
+            .await
+            .unwrap();
 
-    MIGRATOR.run(&pool).await.unwrap();
+    pricekeeper::db::migrate(&pool).await.unwrap();
     let first = schema_fingerprint(&pool).await;
     let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations")
         .fetch_one(&pool)
@@ -101,7 +103,7 @@ async fn migrations_apply_to_an_empty_database_and_rerun_changes_nothing() {
         );
     }
 
-    MIGRATOR.run(&pool).await.unwrap();
+    pricekeeper::db::migrate(&pool).await.unwrap();
     assert_eq!(schema_fingerprint(&pool).await, first);
     let reapplied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations")
         .fetch_one(&pool)

@@ -65,11 +65,20 @@ async fn measure(
         None => std::env::current_exe()
             .map_err(|e| BenchError::Stalled(format!("cannot find this binary: {e}")))?,
     };
-    let database_url = scratch.url(&settings.database_url)?;
+    let database_url = scratch.url(
+        settings
+            .db
+            .database_url
+            .as_deref()
+            .unwrap_or(crate::config::DEFAULT_DATABASE_URL),
+    )?;
     // The measured binary's own schema.
     let migrated = tokio::process::Command::new(&binary)
         .arg("migrate")
         .env("DATABASE_URL", &database_url)
+        // Where the bench's own pool finds the tables (older builds have
+        // no schema setting and use it anyway).
+        .env("PRICEKEEPER_SCHEMA", "public")
         .env("RUST_LOG", "warn")
         .status()
         .await
@@ -89,6 +98,7 @@ async fn measure(
         let child = tokio::process::Command::new(&binary)
             .arg("worker")
             .env("DATABASE_URL", &database_url)
+            .env("PRICEKEEPER_SCHEMA", "public")
             .env("PRICEKEEPER_YAHOO_URL", server.as_str())
             .env("PRICEKEEPER_YAHOO_RATE", args.rate.to_string())
             .env("PRICEKEEPER_CONCURRENCY", "16")

@@ -87,7 +87,7 @@ async fn measure(
     local.providers.yahoo_rate = fast;
     local.providers.binance_rate = fast;
     local.providers.coingecko_rate = Some(fast);
-    local.max_requests_per_minute = None;
+    local.providers.max_requests_per_minute = None;
     local.trading_hours_only = true;
     let daemon = Daemon::from_settings(pool.clone(), &local)
         .map_err(|e| BenchError::Stalled(e.to_string()))?;

@@ -127,7 +127,7 @@ async fn measure(
             count: 10_000_000,
             per: Duration::from_secs(1),
         };
-        local.max_requests_per_minute = None;
+        local.providers.max_requests_per_minute = None;
         let providers =
             Providers::from_settings(&local).map_err(|e| BenchError::Stalled(e.to_string()))?;
         let body = Backfill::new(pool.clone(), providers, settings.retry_exponential_base);

@@ -8,10 +8,11 @@ use chrono::{Days, NaiveDate, Utc};
 
 use super::fetch::{EXIT_USAGE, Format, finish, rfc3339};
 use crate::calendar::{CalendarId, Calendars, Closures, Session};
-use crate::config::Settings;
+use crate::config::ClosureSettings;
 
 #[derive(Debug, Clone, clap::Args)]
 #[command(
+    override_usage = "pricekeeper calendar <EXCHANGE> [--from YYYY-MM-DD] [--to YYYY-MM-DD] [OPTIONS]",
     after_help = "Holidays and early closes come from each exchange's rules, so years \
     beyond the published calendars are computed by rule; one-off closures come from the \
     built-in list plus the file in PRICEKEEPER_CALENDAR_CLOSURES."
@@ -20,16 +21,18 @@ pub struct CalendarArgs {
     /// Exchange MIC (XNYS, XNAS, XLON, XETR, XCME, …) or FX / CRYPTO.
     pub exchange: String,
     /// First session date, YYYY-MM-DD. Default: today (UTC).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::config::date("--from"))]
     pub from: Option<NaiveDate>,
-    /// Last session date, inclusive. Default: four weeks after --from.
-    #[arg(long)]
+    /// Last session date, YYYY-MM-DD, inclusive. Default: four weeks after --from.
+    #[arg(long, value_parser = crate::config::date("--to"))]
     pub to: Option<NaiveDate>,
     #[arg(long, value_enum, default_value_t = Format::Csv)]
     pub format: Format,
+    #[command(flatten)]
+    pub closures: ClosureSettings,
 }
 
-pub fn calendar(settings: &Settings, args: CalendarArgs) -> ExitCode {
+pub fn calendar(args: CalendarArgs) -> ExitCode {
     let Some(id) = CalendarId::for_exchange(&args.exchange) else {
         eprintln!(
             "error: no calendar for exchange {:?} (known: {})",
@@ -50,7 +53,7 @@ pub fn calendar(settings: &Settings, args: CalendarArgs) -> ExitCode {
         eprintln!("error: at most 50 years at a time");
         return ExitCode::from(EXIT_USAGE);
     }
-    let closures = match Closures::builtin_and_file(settings.calendar_closures.as_deref()) {
+    let closures = match Closures::builtin_and_file(args.closures.calendar_closures.as_deref()) {
         Ok(closures) => closures,
         Err(e) => {
             eprintln!("error: {e}");

@@ -12,8 +12,8 @@ use rust_decimal::Decimal;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::Value;
 
-use crate::config::Settings;
 use crate::providers::error::retry_text;
+use crate::providers::settings::ProviderSettings;
 use crate::providers::{
     Bar, BarFlag, CorporateEvent, History, Interval, ProviderError, ProviderKind, Providers, Quote,
     Quotes,
@@ -29,7 +29,12 @@ pub enum Format {
     Csv,
 }
 
+// The usage lines are written out: clap's own lists every option set in
+// the environment as if it were required.
 #[derive(Debug, Clone, clap::Args)]
+#[command(
+    override_usage = "pricekeeper fetch <SYMBOL> --provider <PROVIDER> --from <YYYY-MM-DD> [OPTIONS]"
+)]
 pub struct FetchArgs {
     /// The provider's symbol: AAPL, OCDO.L, GC=F, EURUSD=X, BTC-USD (Yahoo),
     /// BTCUSDT (Binance), bitcoin (a CoinGecko id).
@@ -38,19 +43,22 @@ pub struct FetchArgs {
     #[arg(long, value_enum)]
     pub provider: ProviderKind,
     /// First date, YYYY-MM-DD (the exchange's date; UTC for crypto venues).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::config::date("--from"))]
     pub from: NaiveDate,
     /// Last date, YYYY-MM-DD, inclusive. Default: today (UTC).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::config::date("--to"))]
     pub to: Option<NaiveDate>,
     /// Bar length: 1m, 5m, 15m, 30m, 1h, 1d, 1wk, 1mo (CoinGecko: 1d only).
     #[arg(long, default_value = "1d")]
     pub interval: Interval,
     #[arg(long, value_enum, default_value_t = Format::Json)]
     pub format: Format,
+    #[command(flatten)]
+    pub providers: ProviderSettings,
 }
 
 #[derive(Debug, Clone, clap::Args)]
+#[command(override_usage = "pricekeeper quote <SYMBOLS>... --provider <PROVIDER> [OPTIONS]")]
 pub struct QuoteArgs {
     /// The provider's symbols (CoinGecko: ids).
     #[arg(required = true, num_args = 1..)]
@@ -60,15 +68,17 @@ pub struct QuoteArgs {
     pub provider: ProviderKind,
     #[arg(long, value_enum, default_value_t = Format::Json)]
     pub format: Format,
+    #[command(flatten)]
+    pub providers: ProviderSettings,
 }
 
-pub async fn fetch(settings: &Settings, args: FetchArgs) -> ExitCode {
+pub async fn fetch(args: FetchArgs) -> ExitCode {
     let to = args.to.unwrap_or_else(|| Utc::now().date_naive());
     if args.from > to {
         eprintln!("error: --from {} is after --to {to}", args.from);
         return ExitCode::from(EXIT_USAGE);
     }
-    let providers = match Providers::from_settings(settings) {
+    let providers = match Providers::new(&args.providers) {
         Ok(providers) => providers,
         Err(e) => return fail_setup(&e),
     };
@@ -88,14 +98,14 @@ pub async fn fetch(settings: &Settings, args: FetchArgs) -> ExitCode {
     }
 }
 
-pub async fn quote(settings: &Settings, args: QuoteArgs) -> ExitCode {
+pub async fn quote(args: QuoteArgs) -> ExitCode {
     let mut symbols: Vec<String> = Vec::new();
     for symbol in args.symbols {
         if !symbols.contains(&symbol) {
             symbols.push(symbol);
         }
     }
-    let providers = match Providers::from_settings(settings) {
+    let providers = match Providers::new(&args.providers) {
         Ok(providers) => providers,
         Err(e) => return fail_setup(&e),
     };

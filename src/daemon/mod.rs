@@ -70,7 +70,7 @@ impl Daemon {
         if let Some(cron) = &settings.cron {
             schedule::cron_expression(cron)?;
         }
-        let closures = Closures::builtin_and_file(settings.calendar_closures.as_deref())?;
+        let closures = Closures::builtin_and_file(settings.closures.calendar_closures.as_deref())?;
         let lease = settings.daemon_lease;
         let providers = Providers::from_settings(settings)?;
         // Quotes spend the same request budgets as every worker's backfills.

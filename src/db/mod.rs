@@ -10,6 +10,7 @@ use sqlx::{ConnectOptions, Connection, Executor, PgConnection, PgPool};
 
 pub mod assets;
 pub mod budget;
+pub mod schema;
 
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
@@ -30,6 +31,8 @@ pub enum DbError {
     },
     #[error("could not create database {name:?}: {source}")]
     CreateDatabase { name: String, source: sqlx::Error },
+    #[error("could not prepare pricekeeper's schema: {0}")]
+    Schema(#[source] sqlx::Error),
     #[error("migrations failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
@@ -91,11 +94,28 @@ pub async fn connect(
         })
 }
 
-/// Applies pending migrations. sqlx holds an advisory lock while it does, so
-/// several processes starting together do not race.
+/// [`connect`] into pricekeeper's schema (`wanted`, or the default; see
+/// [`schema`]), creating the schema first. Returns the schema used.
+pub async fn connect_in_schema(
+    options: &PgConnectOptions,
+    wanted: Option<&str>,
+    max_connections: u32,
+    wait: Duration,
+) -> Result<(PgPool, String), DbError> {
+    // The first connect waits for the server and creates the database.
+    let probe = connect(options, 1, wait).await?;
+    probe.close().await;
+    let schema = schema::prepare(options, wanted).await?;
+    let pool = connect(&schema::in_schema(options, &schema), max_connections, wait).await?;
+    Ok((pool, schema))
+}
+
+/// Applies pending migrations into the connection's schema, then pins the
+/// schema's functions to it. sqlx holds an advisory lock while it
+/// migrates, so several processes starting together do not race.
 pub async fn migrate(pool: &PgPool) -> Result<(), DbError> {
     MIGRATOR.run(pool).await?;
-    Ok(())
+    schema::pin_functions(pool).await
 }
 
 async fn create_database(options: &PgConnectOptions) -> Result<(), DbError> {
@@ -178,6 +198,44 @@ pub fn is_transient(e: &sqlx::Error) -> bool {
     }
 }
 
+/// `text` without the ` at line NNN` sqlx appends to a server's message:
+/// that is a line of PostgreSQL's own C source, not of anything the user
+/// wrote, and reads as if it were.
+pub fn without_server_line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(" at line ") {
+        let digits = rest[at + 9..]
+            .bytes()
+            .take_while(u8::is_ascii_digit)
+            .count();
+        out.push_str(&rest[..at]);
+        if digits == 0 {
+            out.push_str(" at line ");
+        }
+        rest = &rest[at + 9 + digits..];
+    }
+    out.push_str(rest);
+    out
+}
+
 fn round_to_ms(d: Duration) -> Duration {
     Duration::from_millis(d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_server_source_line_is_dropped_from_messages() {
+        assert_eq!(
+            without_server_line(
+                "migrations failed: no schema has been selected to create in at line 499: more"
+            ),
+            "migrations failed: no schema has been selected to create in: more"
+        );
+        assert_eq!(without_server_line("look at line one"), "look at line one");
+        assert_eq!(without_server_line("plain"), "plain");
+    }
 }

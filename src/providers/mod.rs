@@ -142,9 +142,13 @@ pub struct Providers {
 impl Providers {
     /// Fails only if an HTTP client cannot be built (no TLS backend).
     pub fn from_settings(settings: &Settings) -> reqwest::Result<Self> {
-        let p = &settings.providers;
+        Self::new(&settings.providers)
+    }
+
+    /// From the provider settings alone (`fetch`, `quote`).
+    pub fn new(p: &settings::ProviderSettings) -> reqwest::Result<Self> {
         let config = |url: &Url, rate: Rate| {
-            let rate = match settings.max_requests_per_minute {
+            let rate = match p.max_requests_per_minute {
                 Some(ceiling) => rate.min(Rate::per_minute(ceiling)),
                 None => rate,
             };
@@ -162,12 +166,12 @@ impl Providers {
             coingecko: Arc::new(CoinGecko::new(
                 config(
                     &p.coingecko_url,
-                    p.coingecko_rate.unwrap_or(match settings.coingecko_key() {
+                    p.coingecko_rate.unwrap_or(match p.coingecko_key() {
                         Some(_) => settings::COINGECKO_DEMO_RATE,
                         None => settings::COINGECKO_KEYLESS_RATE,
                     }),
                 ),
-                settings.coingecko_key().map(str::to_owned),
+                p.coingecko_key().map(str::to_owned),
                 p.coingecko_vs_currency.clone(),
             )?),
             crypto_chain: p.crypto_chain.0.clone(),

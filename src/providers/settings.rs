@@ -1,8 +1,8 @@
 //! Provider settings: rates, base URLs, timeout and fallback chains, each a
 //! flag and an environment variable, checked at start like every setting
 //! (a bad value exits 2 naming the variable). `COINGECKO_API_KEY` and
-//! `MAX_REQUESTS_PER_MINUTE` keep their design-document names and live in
-//! [`crate::config::Settings`].
+//! `MAX_REQUESTS_PER_MINUTE` keep their design-document names. `fetch` and
+//! `quote` take these and nothing else.
 
 use std::time::Duration;
 
@@ -22,65 +22,84 @@ pub const COINGECKO_DEMO_RATE: Rate = Rate::per_minute(30);
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ProviderSettings {
+    /// Ceiling on requests per minute for every provider (each also has its own rate).
+    #[arg(long, env = "MAX_REQUESTS_PER_MINUTE",
+          value_parser = ranged::<u32>("MAX_REQUESTS_PER_MINUTE", 1, 1_000_000), help_heading = "Providers")]
+    pub max_requests_per_minute: Option<u32>,
+
+    /// CoinGecko demo API key (sent as x-cg-demo-api-key); optional.
+    #[arg(
+        long,
+        env = "COINGECKO_API_KEY",
+        value_parser = crate::config::Secret(crate::config::api_key("COINGECKO_API_KEY")),
+        hide_env_values = true,
+        help_heading = "Providers"
+    )]
+    pub coingecko_api_key: Option<String>,
+
     /// Yahoo Finance request budget, a count per duration (`2000/h`, `30/min`).
     #[arg(long, env = "PRICEKEEPER_YAHOO_RATE", default_value = "2000/h",
-          value_parser = rate("PRICEKEEPER_YAHOO_RATE"), global = true, help_heading = "Providers")]
+          value_parser = rate("PRICEKEEPER_YAHOO_RATE"), help_heading = "Providers")]
     pub yahoo_rate: Rate,
 
     /// Binance request budget, a count per duration.
     #[arg(long, env = "PRICEKEEPER_BINANCE_RATE", default_value = "1200/min",
-          value_parser = rate("PRICEKEEPER_BINANCE_RATE"), global = true, help_heading = "Providers")]
+          value_parser = rate("PRICEKEEPER_BINANCE_RATE"), help_heading = "Providers")]
     pub binance_rate: Rate,
 
     /// CoinGecko request budget, a count per duration. Default: 10/min
     /// without a key (what keyless use is allowed), 30/min with
     /// COINGECKO_API_KEY (the Demo plan).
     #[arg(long, env = "PRICEKEEPER_COINGECKO_RATE",
-          value_parser = rate("PRICEKEEPER_COINGECKO_RATE"), global = true, help_heading = "Providers")]
+          value_parser = rate("PRICEKEEPER_COINGECKO_RATE"), help_heading = "Providers")]
     pub coingecko_rate: Option<Rate>,
 
     /// Binance request-weight budget per minute; requests slow down at 80% of it.
     #[arg(long, env = "PRICEKEEPER_BINANCE_WEIGHT_LIMIT", default_value_t = 6000,
-          value_parser = ranged::<u32>("PRICEKEEPER_BINANCE_WEIGHT_LIMIT", 10, 1_000_000),
-          global = true, help_heading = "Providers")]
+          value_parser = ranged::<u32>("PRICEKEEPER_BINANCE_WEIGHT_LIMIT", 10, 1_000_000), help_heading = "Providers")]
     pub binance_weight_limit: u32,
 
     /// Yahoo Finance base URL (`query1` or `query2`, or a local server in tests).
     #[arg(long, env = "PRICEKEEPER_YAHOO_URL", default_value = DEFAULT_YAHOO_URL,
-          value_parser = base_url("PRICEKEEPER_YAHOO_URL"), global = true, help_heading = "Providers")]
+          value_parser = base_url("PRICEKEEPER_YAHOO_URL"), help_heading = "Providers")]
     pub yahoo_url: Url,
 
     /// Binance base URL (or the market-data-only https://data-api.binance.vision).
     #[arg(long, env = "PRICEKEEPER_BINANCE_URL", default_value = DEFAULT_BINANCE_URL,
-          value_parser = base_url("PRICEKEEPER_BINANCE_URL"), global = true, help_heading = "Providers")]
+          value_parser = base_url("PRICEKEEPER_BINANCE_URL"), help_heading = "Providers")]
     pub binance_url: Url,
 
     /// CoinGecko base URL; a `pro-api.coingecko.com` URL sends the key as a Pro key.
     #[arg(long, env = "PRICEKEEPER_COINGECKO_URL", default_value = DEFAULT_COINGECKO_URL,
-          value_parser = base_url("PRICEKEEPER_COINGECKO_URL"), global = true, help_heading = "Providers")]
+          value_parser = base_url("PRICEKEEPER_COINGECKO_URL"), help_heading = "Providers")]
     pub coingecko_url: Url,
 
     /// Currency CoinGecko prices are asked in (an ISO code CoinGecko knows).
     #[arg(long, env = "PRICEKEEPER_COINGECKO_VS_CURRENCY", default_value = "usd",
-          value_parser = currency_code("PRICEKEEPER_COINGECKO_VS_CURRENCY"),
-          global = true, help_heading = "Providers")]
+          value_parser = currency_code("PRICEKEEPER_COINGECKO_VS_CURRENCY"), help_heading = "Providers")]
     pub coingecko_vs_currency: String,
 
     /// Time limit for one provider request, body included.
     #[arg(long, env = "PRICEKEEPER_HTTP_TIMEOUT", default_value = "10s",
-          value_parser = duration("PRICEKEEPER_HTTP_TIMEOUT", Duration::from_millis(10), Duration::from_secs(300)),
-          global = true, help_heading = "Providers")]
+          value_parser = duration("PRICEKEEPER_HTTP_TIMEOUT", Duration::from_millis(10), Duration::from_secs(300)), help_heading = "Providers")]
     pub http_timeout: Duration,
 
     /// Providers tried in turn for crypto assets.
     #[arg(long, env = "PRICEKEEPER_CRYPTO_CHAIN", default_value = "binance,coingecko,yahoo",
-          value_parser = chain("PRICEKEEPER_CRYPTO_CHAIN"), global = true, help_heading = "Providers")]
+          value_parser = chain("PRICEKEEPER_CRYPTO_CHAIN"), help_heading = "Providers")]
     pub crypto_chain: Chain,
 
     /// Providers tried in turn for stocks, ETFs, commodities, FX and bonds.
     #[arg(long, env = "PRICEKEEPER_MARKET_CHAIN", default_value = "yahoo",
-          value_parser = chain("PRICEKEEPER_MARKET_CHAIN"), global = true, help_heading = "Providers")]
+          value_parser = chain("PRICEKEEPER_MARKET_CHAIN"), help_heading = "Providers")]
     pub market_chain: Chain,
+}
+
+impl ProviderSettings {
+    /// The CoinGecko key, when one is set (an empty value means none).
+    pub fn coingecko_key(&self) -> Option<&str> {
+        self.coingecko_api_key.as_deref().filter(|k| !k.is_empty())
+    }
 }
 
 /// An ordered list of providers without repeats, never empty.

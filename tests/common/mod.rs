@@ -2,8 +2,11 @@
 //! from a template that is migrated once per schema version.
 //!
 //! The server is the first that answers of `TEST_DATABASE_URL`,
-//! `DATABASE_URL`, `postgres://postgres@127.0.0.1:5432`, and a PostgreSQL
+//! `DATABASE_URL`, `postgres://postgres@127.0.0.1:5432`, the embedded
+//! PostgreSQL (the demo's, from the server binaries installed on this
+//! machine; left running for the next test binary), and a PostgreSQL
 //! started with testcontainers when Docker is available.
+//! `TEST_DATABASE_URL=embedded` goes straight to the embedded one.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
 use std::str::FromStr;
@@ -15,6 +18,9 @@ use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Executor, PgConnection, Pg
 use tokio::sync::OnceCell;
 
 const LOCAL_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// The schema the tables are in (the binary's default).
+pub const SCHEMA: &str = pricekeeper::db::schema::DEFAULT_SCHEMA;
 
 /// The server every test in this process uses, with the template made.
 struct Server {
@@ -122,6 +128,13 @@ async fn drop_database_with(admin: &PgConnectOptions, name: &str) {
 
 async fn find_server() -> Server {
     let mut tried = Vec::new();
+    let wanted = std::env::var("TEST_DATABASE_URL").ok();
+    if wanted.as_deref() == Some("embedded") {
+        let base_url = start_embedded()
+            .await
+            .expect("embedded PostgreSQL for the tests");
+        return with_template(base_url).await;
+    }
     let candidates = [
         ("TEST_DATABASE_URL", std::env::var("TEST_DATABASE_URL").ok()),
         ("DATABASE_URL", std::env::var("DATABASE_URL").ok()),
@@ -133,6 +146,10 @@ async fn find_server() -> Server {
             Ok(base_url) => return with_template(base_url).await,
             Err(e) => tried.push(format!("{source} ({}): {e}", redact(&url))),
         }
+    }
+    match start_embedded().await {
+        Ok(base_url) => return with_template(base_url).await,
+        Err(e) => tried.push(format!("embedded: {e}")),
     }
     match start_container().await {
         Ok(base_url) => return with_template(base_url).await,
@@ -157,6 +174,24 @@ async fn try_server(raw: &str) -> Result<url::Url, String> {
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err("no answer within 5s".into()),
     }
+}
+
+/// Starts (or joins) the embedded PostgreSQL in its default directory.
+/// Never stopped by the tests: the next test binary, or the next demo,
+/// uses it, and the demo stops it when it is done.
+async fn start_embedded() -> Result<url::Url, String> {
+    use pricekeeper::embedded_pg::{EmbeddedPg, Place};
+    static EMBEDDED: std::sync::OnceLock<EmbeddedPg> = std::sync::OnceLock::new();
+    let pg = tokio::task::spawn_blocking(|| EmbeddedPg::start(&Place::default()))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    let pg = EMBEDDED.get_or_init(|| pg);
+    let mut url = url::Url::parse("postgres://postgres@localhost/postgres").expect("URL");
+    url.query_pairs_mut()
+        .append_pair("host", &pg.dir().to_string_lossy())
+        .append_pair("port", "5432");
+    Ok(url)
 }
 
 /// Starts PostgreSQL in Docker. The container lives as long as the process.
@@ -210,10 +245,16 @@ async fn with_template(base_url: url::Url) -> Server {
                 .await
                 .expect("prepare template");
         }
-        let pool = PgPool::connect(&database_url(&base_url, &building))
+        // As the binary does: the schema first, then every migration in it.
+        let options =
+            PgConnectOptions::from_str(&database_url(&base_url, &building)).expect("template URL");
+        let (pool, _) =
+            pricekeeper::db::connect_in_schema(&options, None, 2, Duration::from_secs(30))
+                .await
+                .expect("connect to template");
+        pricekeeper::db::migrate(&pool)
             .await
-            .expect("connect to template");
-        MIGRATOR.run(&pool).await.expect("migrate template");
+            .expect("migrate template");
         pool.close().await;
         let sql = format!(
             "ALTER DATABASE {} RENAME TO {}",
@@ -243,8 +284,13 @@ async fn with_template(base_url: url::Url) -> Server {
 }
 
 fn migrations_hash() -> String {
-    // FNV-1a over every migration's version and checksum.
+    // FNV-1a over the layout (tables in their own schema since issue 13)
+    // and every migration's version and checksum.
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in SCHEMA.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
     for m in MIGRATOR.iter() {
         for byte in m.version.to_le_bytes().iter().chain(m.checksum.iter()) {
             hash ^= u64::from(*byte);
@@ -260,9 +306,13 @@ fn admin_options(base_url: &url::Url) -> PgConnectOptions {
         .log_statements(tracing::log::LevelFilter::Off)
 }
 
+/// A test database's URL: its connections see pricekeeper's schema first,
+/// as the binary's do.
 fn database_url(base_url: &url::Url, name: &str) -> String {
     let mut url = base_url.clone();
     url.set_path(&format!("/{name}"));
+    url.query_pairs_mut()
+        .append_pair("options", &format!("-c search_path={SCHEMA}"));
     url.to_string()
 }
 
