@@ -18,6 +18,7 @@ pub mod daemon;
 pub mod db;
 pub mod events;
 pub mod exchanges;
+pub mod ops;
 pub mod panics;
 pub mod providers;
 pub mod queue;

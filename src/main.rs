@@ -8,9 +8,13 @@ use clap::{Parser, Subcommand};
 use pricekeeper::bench::{self, BenchCommand};
 use pricekeeper::commands::calendar::{self, CalendarArgs};
 use pricekeeper::commands::fetch::{self, FetchArgs, QuoteArgs};
+use pricekeeper::commands::jobs::{self, JobsCommand};
+use pricekeeper::commands::prices::{self, PricesArgs};
+use pricekeeper::commands::status::{self, StatusArgs};
 use pricekeeper::config::Settings;
 use pricekeeper::daemon::Daemon;
 use pricekeeper::events::orchestrator::Orchestrator;
+use pricekeeper::ops::{self, OpsArgs, retention::Gate};
 use pricekeeper::providers::Providers;
 use pricekeeper::queue::backfill::Backfill;
 use pricekeeper::queue::worker::FINAL_WRITES;
@@ -47,7 +51,11 @@ enum Command {
     /// SIGINT/SIGTERM: then it claims nothing more, lets running jobs finish
     /// within `--shutdown-grace`, hands the rest back to the queue and exits 0.
     /// Several workers may run against one database, on any number of machines.
-    Worker,
+    /// Serves the ops HTTP endpoints on --http-addr.
+    Worker {
+        #[command(flatten)]
+        ops: OpsArgs,
+    },
     /// The live price daemon: quotes of held assets while their markets are
     /// open, the day's bar after each close, portfolio valuations.
     ///
@@ -60,10 +68,29 @@ enum Command {
         /// (exit 1 if another daemon holds the lease).
         #[arg(long)]
         once: bool,
+        #[command(flatten)]
+        ops: OpsArgs,
     },
     /// Everything a single machine needs, in one process: the `worker`
-    /// (orchestrator, backfill workers, reaper) and the `daemon`.
-    Run,
+    /// (orchestrator, backfill workers, reaper) and the `daemon`, with the
+    /// ops HTTP endpoints on --http-addr.
+    Run {
+        #[command(flatten)]
+        ops: OpsArgs,
+    },
+    /// The queue, the providers, the tracked assets and the daemon at a
+    /// glance, from the database (no server needed).
+    ///
+    /// Exit code 0 when the queue is ok or degraded, 3 when it is failing.
+    Status(StatusArgs),
+    /// Stored daily bars and the latest quote of one asset, from the database.
+    Prices(PricesArgs),
+    /// List backfill jobs, retry failed ones or make waiting ones due now
+    /// (the admin API's actions, for an operator with database access).
+    Jobs {
+        #[command(subcommand)]
+        what: JobsCommand,
+    },
     /// Print validated bars for one symbol from one provider (no database).
     ///
     /// JSON (an array of objects) or CSV on stdout; rejected rows, flagged
@@ -123,27 +150,36 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Calendar(args) => return Ok(calendar::calendar(&settings, args)),
         Command::Fetch(args) => return Ok(fetch::fetch(&settings, args).await),
         Command::Quote(args) => return Ok(fetch::quote(&settings, args).await),
-        Command::Worker => {
+        Command::Status(args) => return Ok(status::status(&settings, args).await),
+        Command::Prices(args) => return Ok(prices::prices(&settings, args).await),
+        Command::Jobs { what } => return Ok(jobs::jobs(&settings, what).await),
+        Command::Worker { ops } => {
             let pool = connect(&settings).await?;
             db::migrate(&pool).await?;
-            run_worker(pool, &settings, false).await?;
+            run_worker(pool, &settings, &ops, false).await?;
         }
-        Command::Run => {
+        Command::Run { ops } => {
             let pool = connect(&settings).await?;
             db::migrate(&pool).await?;
-            run_worker(pool, &settings, true).await?;
+            run_worker(pool, &settings, &ops, true).await?;
         }
-        Command::Daemon { once } => {
+        Command::Daemon { once, ops } => {
             let pool = connect(&settings).await?;
             db::migrate(&pool).await?;
-            let daemon = Daemon::from_settings(pool, &settings)?;
+            let daemon = Daemon::from_settings(pool.clone(), &settings)?;
             if once {
                 let report = daemon.run_once().await?;
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
                 let bound = settings.shutdown_grace + Duration::from_secs(2);
                 let cancel = shutdown::on_signal(bound, || "the price daemon's tick".to_owned());
-                daemon.run(cancel).await?;
+                let mut tasks = JoinSet::new();
+                let gate = Gate::Daemon(daemon.leadership().clone());
+                ops::start(pool, &settings, &ops, "daemon", gate, &cancel, &mut tasks).await?;
+                let ran = daemon.run(cancel.clone()).await;
+                cancel.cancel();
+                while tasks.join_next().await.is_some() {}
+                ran?;
             }
         }
     }
@@ -156,6 +192,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 async fn run_worker(
     pool: sqlx::PgPool,
     settings: &Settings,
+    ops: &OpsArgs,
     with_daemon: bool,
 ) -> anyhow::Result<()> {
     let providers = Providers::from_settings(settings)?;
@@ -171,8 +208,21 @@ async fn run_worker(
     let held = workers.clone();
     let cancel = shutdown::on_signal(bound, move || held.in_progress());
     let mut tasks = JoinSet::new();
-    if with_daemon {
-        let daemon = Daemon::from_settings(pool.clone(), settings)?;
+    // The active daemon trims old rows; without one, a worker does.
+    let daemon = with_daemon
+        .then(|| Daemon::from_settings(pool.clone(), settings))
+        .transpose()?;
+    let (role, gate) = match &daemon {
+        Some(d) => ("run", Gate::Daemon(d.leadership().clone())),
+        None => (
+            "worker",
+            Gate::Worker {
+                holder: uuid::Uuid::new_v4(),
+            },
+        ),
+    };
+    ops::start(pool.clone(), settings, ops, role, gate, &cancel, &mut tasks).await?;
+    if let Some(daemon) = daemon {
         let cancel = cancel.clone();
         tasks.spawn(async move {
             if let Err(e) = daemon.run(cancel.clone()).await {
