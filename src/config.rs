@@ -257,7 +257,7 @@ fn api_key(var: &'static str) -> impl Fn(&str) -> Result<String, String> + Clone
 /// password and all; this one prints only the parser's own message, which
 /// masks what it must.
 #[derive(Clone)]
-struct Secret<F>(F);
+pub(crate) struct Secret<F>(pub(crate) F);
 
 impl<F, T> clap::builder::TypedValueParser for Secret<F>
 where

@@ -40,7 +40,7 @@ pub struct OpsArgs {
     /// Bearer token for the admin actions (retry, cancel, queue a
     /// backfill); at least 16 printable characters. Unset: the admin
     /// actions are off and answer 404.
-    #[arg(long, env = "PRICEKEEPER_ADMIN_TOKEN", value_parser = admin_token,
+    #[arg(long, env = "PRICEKEEPER_ADMIN_TOKEN", value_parser = crate::config::Secret(admin_token),
           hide_env_values = true, help_heading = "Ops")]
     pub admin_token: Option<AdminToken>,
 
