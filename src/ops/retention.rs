@@ -186,7 +186,7 @@ pub enum Gate {
 }
 
 impl Gate {
-    async fn open(&self, pool: &PgPool, lease_for: Duration) -> Result<bool, sqlx::Error> {
+    pub async fn open(&self, pool: &PgPool, lease_for: Duration) -> Result<bool, sqlx::Error> {
         match self {
             Self::Daemon(leadership) => Ok(leadership.current().is_some()),
             Self::Worker { holder } => {
