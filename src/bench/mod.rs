@@ -6,6 +6,7 @@
 pub mod daemon;
 pub mod events;
 mod market;
+pub mod ops;
 pub mod queue;
 
 use std::time::Duration;
@@ -33,6 +34,9 @@ pub enum BenchCommand {
     Daemon(daemon::DaemonBench),
     /// Portfolio write → queued backfill latency, and outbox catch-up throughput.
     Events(events::EventsBench),
+    /// Scrape cost of /metrics and /health/queue on a million jobs and a
+    /// million processed events, and retention batch durations.
+    Ops(ops::OpsBench),
     /// Backfill queue drain rates (bare and real), insert → start latency, peak memory.
     Queue(queue::QueueBench),
 }
@@ -45,6 +49,7 @@ pub async fn run(
     let report = match command {
         BenchCommand::Daemon(args) => serde_json::to_value(daemon::run(settings, args).await?),
         BenchCommand::Events(args) => serde_json::to_value(events::run(settings, args).await?),
+        BenchCommand::Ops(args) => serde_json::to_value(ops::run(settings, args).await?),
         BenchCommand::Queue(args) => serde_json::to_value(queue::run(settings, args).await?),
     };
     Ok(report.expect("reports serialize"))
