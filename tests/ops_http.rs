@@ -586,3 +586,22 @@ async fn admin_actions_need_the_right_token_and_change_only_what_they_say() {
         .unwrap();
     assert_eq!(jobs_before, jobs_after);
 }
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_dropped_and_others_are_served() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let db = test_db().await;
+    let ops = serve(db.pool.clone(), None).await;
+    let mut slow = tokio::net::TcpStream::connect(ops.addr).await.unwrap();
+    slow.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    // Meanwhile everyone else is served.
+    assert_eq!(ops.get("/health").await.0, 200);
+    // The server closes the slow connection on its own (header deadline
+    // 10 s): a read ends instead of waiting forever.
+    let mut buf = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(60), slow.read_to_end(&mut buf)).await;
+    assert!(closed.is_ok(), "the slow client was never dropped");
+    assert_eq!(ops.get("/health").await.0, 200);
+}

@@ -43,6 +43,10 @@ const REQUEST_DEADLINE: Duration = Duration::from_secs(15);
 pub const BODY_LIMIT: usize = 4 * 1024;
 /// On shutdown, how long open connections may take to finish.
 const DRAIN: Duration = Duration::from_secs(3);
+/// How long a client may take to send its request headers.
+const HEADER_DEADLINE: Duration = Duration::from_secs(10);
+/// Connections served at once; more wait in the kernel's backlog.
+const MAX_CONNECTIONS: usize = 256;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -135,21 +139,56 @@ pub async fn start(
     Ok(Some(Running { addr: bound, task }))
 }
 
+/// Accepts connections until `cancel`, each served by hyper with a
+/// deadline on its request headers and at most [`MAX_CONNECTIONS`] at once:
+/// a client that connects and sends nothing (or a header a byte a minute)
+/// is dropped instead of holding a connection, and a crowd of them cannot
+/// take every file descriptor. (`axum::serve` sets no header deadline.)
 async fn serve(listener: TcpListener, app: Router, cancel: CancellationToken) {
-    let stop = cancel.clone();
-    let server = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned());
-    // Graceful shutdown waits for open connections; a client that keeps
-    // one open must not hold the process, so the wait is bounded.
-    let bounded = async {
-        cancel.cancelled().await;
-        tokio::time::sleep(DRAIN).await;
-    };
-    tokio::select! {
-        served = server => if let Err(e) = served {
-            tracing::error!(error = %e, "ops HTTP server stopped");
-        },
-        () = bounded => tracing::warn!("ops HTTP connections still open at shutdown; closed"),
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let slot = tokio::select! {
+            () = cancel.cancelled() => break,
+            slot = slots.clone().acquire_owned() => slot.expect("never closed"),
+        };
+        let stream = tokio::select! {
+            () = cancel.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: pause, do not spin.
+                    tracing::warn!(error = %e, "ops HTTP server: accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let (app, cancel) = (app.clone(), cancel.clone());
+        connections.spawn(async move {
+            let service = hyper_util::service::TowerToHyperService::new(app);
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_DEADLINE)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                () = cancel.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(DRAIN, conn).await;
+                }
+            }
+            drop(slot);
+        });
+        // Reap finished connections so the set stays small.
+        while connections.try_join_next().is_some() {}
     }
+    // Open connections finish their request within DRAIN, then go.
+    let _ = tokio::time::timeout(DRAIN + Duration::from_secs(1), async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
 }
 
 pub fn router(state: Shared) -> Router {
