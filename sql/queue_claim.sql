@@ -70,6 +70,7 @@ SET status = 'in_progress',
     attempts = q.attempts + 1,
     locked_by = $1,
     locked_until = coalesce($2::timestamptz, now()) + $4 * interval '1 millisecond',
+    started_at = coalesce($2::timestamptz, now()),
     updated_at = coalesce($2::timestamptz, now())
 FROM due, assets a
 WHERE q.id = due.id

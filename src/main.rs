@@ -10,9 +10,13 @@ use pricekeeper::catalog::seed::{self, SeedArgs};
 use pricekeeper::catalog::settings::{CatalogSettings, RefreshSettings};
 use pricekeeper::commands::calendar::{self, CalendarArgs};
 use pricekeeper::commands::fetch::{self, FetchArgs, QuoteArgs};
+use pricekeeper::commands::jobs::{self, JobsCommand};
+use pricekeeper::commands::prices::{self, PricesArgs};
+use pricekeeper::commands::status::{self, StatusArgs};
 use pricekeeper::config::{DbSettings, Global, Settings};
 use pricekeeper::demo::{self, DemoArgs, DemoError};
 use pricekeeper::embedded_pg::{self, Choice};
+use pricekeeper::ops::{self, OpsArgs, retention::Gate};
 use pricekeeper::pipeline::{self, Pipeline};
 use pricekeeper::queue::worker::FINAL_WRITES;
 use pricekeeper::{db, shutdown, telemetry};
@@ -52,6 +56,8 @@ enum Command {
     /// Several workers may run against one database, on any number of machines.
     Worker {
         #[command(flatten)]
+        ops: OpsArgs,
+        #[command(flatten)]
         settings: Settings,
     },
     /// The live price daemon: quotes of held assets while their markets are
@@ -67,6 +73,8 @@ enum Command {
         #[arg(long)]
         once: bool,
         #[command(flatten)]
+        ops: OpsArgs,
+        #[command(flatten)]
         catalog: CatalogSettings,
         #[command(flatten)]
         refresh: RefreshSettings,
@@ -81,9 +89,36 @@ enum Command {
     /// this machine (see PRICEKEEPER_EMBEDDED_PG) and stops it on exit.
     Run {
         #[command(flatten)]
+        ops: OpsArgs,
+        #[command(flatten)]
         catalog: CatalogSettings,
         #[command(flatten)]
         refresh: RefreshSettings,
+        #[command(flatten)]
+        settings: Settings,
+    },
+    /// The queue, the providers, the tracked assets and the daemon at a
+    /// glance, from the database (no server needed).
+    ///
+    /// Exit code 0 when the queue is ok or degraded, 3 when it is failing.
+    Status {
+        #[command(flatten)]
+        args: StatusArgs,
+        #[command(flatten)]
+        settings: Settings,
+    },
+    /// Stored daily bars and the latest quote of one asset, from the database.
+    Prices {
+        #[command(flatten)]
+        args: PricesArgs,
+        #[command(flatten)]
+        settings: Settings,
+    },
+    /// List backfill jobs, retry failed ones or make waiting ones due now
+    /// (the admin API's actions, for an operator with database access).
+    Jobs {
+        #[command(subcommand)]
+        what: JobsCommand,
         #[command(flatten)]
         settings: Settings,
     },
@@ -154,6 +189,9 @@ enum Command {
 /// where none is started, and for `demo` what it sets itself.
 const UNUSED: &[(&str, &[&[&str]])] = &[
     ("worker", &[DAEMON, EMBEDDED]),
+    ("status", &[DAEMON, WORKERS, EMBEDDED]),
+    ("prices", &[DAEMON, WORKERS, EMBEDDED]),
+    ("jobs", &[DAEMON, WORKERS, EMBEDDED]),
     ("daemon", &[WORKERS, EMBEDDED]),
     ("bench", &[EMBEDDED]),
     ("demo", &[DEMO_SETS]),
@@ -240,17 +278,21 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Calendar(args) => return Ok(calendar::calendar(args)),
         Command::Fetch(args) => return Ok(fetch::fetch(args).await),
         Command::Quote(args) => return Ok(fetch::quote(args).await),
+        Command::Status { args, settings } => return Ok(status::status(&settings, args).await),
+        Command::Prices { args, settings } => return Ok(prices::prices(&settings, args).await),
+        Command::Jobs { what, settings } => return Ok(jobs::jobs(&settings, what).await),
         Command::SeedCatalog { args, settings } => {
             let pool = connect(&settings).await?;
             db::migrate(&pool).await?;
             return Ok(seed::command(pool, &settings, args).await);
         }
-        Command::Worker { settings } => {
+        Command::Worker { ops, settings } => {
             let pool = connect(&settings).await?;
             db::migrate(&pool).await?;
-            run_worker(pool, &settings, None).await?;
+            run_worker(pool, &settings, &ops, None).await?;
         }
         Command::Run {
+            ops,
             catalog,
             refresh,
             settings,
@@ -259,7 +301,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let result = async {
                 let pool = connect_to(&settings.db, &server.main_options()).await?;
                 db::migrate(&pool).await?;
-                run_worker(pool, &settings, Some((catalog, refresh))).await
+                run_worker(pool, &settings, &ops, Some((catalog, refresh))).await
             }
             .await;
             stop_embedded(&server);
@@ -277,20 +319,27 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Daemon {
             once,
+            ops,
             catalog,
             refresh,
             settings,
         } => {
             let pool = connect(&settings).await?;
             db::migrate(&pool).await?;
-            let daemon = pipeline::daemon(pool, &settings, catalog, refresh)?;
+            let daemon = pipeline::daemon(pool.clone(), &settings, catalog, refresh)?;
             if once {
                 let report = daemon.run_once().await?;
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
                 let bound = settings.shutdown_grace + Duration::from_secs(2);
                 let cancel = shutdown::on_signal(bound, || "the price daemon's tick".to_owned());
-                daemon.run(cancel).await?;
+                let mut tasks = JoinSet::new();
+                let gate = Gate::Daemon(daemon.leadership().clone());
+                ops::start(pool, &settings, &ops, "daemon", gate, &cancel, &mut tasks).await?;
+                let ran = daemon.run(cancel.clone()).await;
+                cancel.cancel();
+                while tasks.join_next().await.is_some() {}
+                ran?;
             }
         }
     }
@@ -303,16 +352,31 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 async fn run_worker(
     pool: sqlx::PgPool,
     settings: &Settings,
+    ops: &OpsArgs,
     with_daemon: Option<(CatalogSettings, RefreshSettings)>,
 ) -> anyhow::Result<()> {
     // Running jobs get the grace, their outcomes FINAL_WRITES more; past
     // that the process exits anyway (a database that went away).
     let bound = settings.shutdown_grace + FINAL_WRITES + Duration::from_secs(2);
-    let pipeline = Pipeline::new(pool, settings)?;
+    let pipeline = Pipeline::new(pool.clone(), settings)?;
     let held = pipeline.workers();
     let cancel = shutdown::on_signal(bound, move || held.in_progress());
     let mut tasks = JoinSet::new();
-    pipeline.spawn(with_daemon, &cancel, &mut tasks)?;
+    let daemon = with_daemon
+        .map(|(catalog, refresh)| pipeline::daemon(pool.clone(), settings, catalog, refresh))
+        .transpose()?;
+    // The active daemon trims old rows; without one, a worker does.
+    let (role, gate) = match &daemon {
+        Some(d) => ("run", Gate::Daemon(d.leadership().clone())),
+        None => (
+            "worker",
+            Gate::Worker {
+                holder: uuid::Uuid::new_v4(),
+            },
+        ),
+    };
+    ops::start(pool, settings, ops, role, gate, &cancel, &mut tasks).await?;
+    pipeline.spawn(daemon, &cancel, &mut tasks);
     let mut failure = None;
     while let Some(ended) = tasks.join_next().await {
         if let Err(e) = ended {

@@ -52,17 +52,16 @@ impl Pipeline {
         self.workers.clone()
     }
 
-    /// Spawns the tasks into `tasks`, all stopping on `cancel`; the daemon
-    /// too when given its catalog settings. A daemon that fails cancels the
+    /// Spawns the tasks into `tasks`, all stopping on `cancel`, with
+    /// `daemon` beside them when given. A daemon that fails cancels the
     /// rest.
     pub fn spawn(
         self,
-        with_daemon: Option<(CatalogSettings, RefreshSettings)>,
+        daemon: Option<Daemon>,
         cancel: &CancellationToken,
         tasks: &mut JoinSet<()>,
-    ) -> Result<(), PipelineError> {
-        if let Some((catalog, refresh)) = with_daemon {
-            let daemon = daemon(self.pool.clone(), &self.settings, catalog, refresh)?;
+    ) {
+        if let Some(daemon) = daemon {
             let cancel = cancel.clone();
             tasks.spawn(async move {
                 if let Err(e) = daemon.run(cancel.clone()).await {
@@ -73,7 +72,6 @@ impl Pipeline {
         }
         tasks.spawn(Orchestrator::new(self.pool, &self.settings).run(cancel.clone()));
         tasks.spawn(self.workers.run(cancel.clone()));
-        Ok(())
     }
 }
 

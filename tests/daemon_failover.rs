@@ -19,6 +19,8 @@ const LEASE: &str = "2s";
 
 fn daemon(db_url: &str, market: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_pricekeeper"))
+        // Any free port: tests run side by side.
+        .env("PRICEKEEPER_HTTP_ADDR", "127.0.0.1:0")
         .args(["daemon", "--cron", "* * * * * *"])
         .env("DATABASE_URL", db_url)
         .env("PRICEKEEPER_BINANCE_URL", market)

@@ -44,6 +44,8 @@ async fn a_purchase_becomes_stored_history_through_the_worker_binary() {
         .await;
 
     let worker = Command::new(env!("CARGO_BIN_EXE_pricekeeper"))
+        // Any free port: tests run side by side.
+        .env("PRICEKEEPER_HTTP_ADDR", "127.0.0.1:0")
         .arg("worker")
         .env("DATABASE_URL", db.url())
         .env("PRICEKEEPER_YAHOO_URL", yahoo.uri())
@@ -158,6 +160,8 @@ async fn the_worker_binary_survives_unusable_outbox_rows_and_applies_the_events_
     .unwrap();
 
     let mut worker = Command::new(env!("CARGO_BIN_EXE_pricekeeper"))
+        // Any free port: tests run side by side.
+        .env("PRICEKEEPER_HTTP_ADDR", "127.0.0.1:0")
         .arg("worker")
         .env("DATABASE_URL", db.url())
         .env("PRICEKEEPER_YAHOO_URL", "http://127.0.0.1:9")

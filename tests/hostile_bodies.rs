@@ -186,6 +186,8 @@ async fn forty_hostile_bodies_end_as_valid_series_or_reasons_within_300_mb() {
     }
 
     let worker = Command::new(env!("CARGO_BIN_EXE_pricekeeper"))
+        // Any free port: tests run side by side.
+        .env("PRICEKEEPER_HTTP_ADDR", "127.0.0.1:0")
         .arg("worker")
         .env("DATABASE_URL", db.url())
         .env("PRICEKEEPER_YAHOO_URL", server.uri())

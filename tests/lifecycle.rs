@@ -329,6 +329,8 @@ async fn a_second_signal_exits_at_once_naming_the_jobs_in_progress() {
         insert_job(&db.pool, asset, date("2024-01-02"), date("2024-12-31")).await;
     }
     let mut child = Command::new(env!("CARGO_BIN_EXE_pricekeeper"))
+        // Any free port: tests run side by side.
+        .env("PRICEKEEPER_HTTP_ADDR", "127.0.0.1:0")
         .args(["worker", "--concurrency=2", "--shutdown-grace=60s"])
         .env("DATABASE_URL", db.url())
         .env("PRICEKEEPER_YAHOO_URL", server.uri())

@@ -119,6 +119,8 @@ async fn the_worker_process_exits_0_on_sigterm_leaving_nothing_in_progress() {
         ids.push(insert_job(&db.pool, asset, date("2024-01-02"), date("2024-12-31")).await);
     }
     let mut child = Command::new(env!("CARGO_BIN_EXE_pricekeeper"))
+        // Any free port: tests run side by side.
+        .env("PRICEKEEPER_HTTP_ADDR", "127.0.0.1:0")
         .args(["worker", "--concurrency=2", "--shutdown-grace=200ms"])
         .env("DATABASE_URL", db.url())
         .env("PRICEKEEPER_YAHOO_URL", server.uri())
@@ -172,6 +174,8 @@ fn worker_settings_are_checked_naming_the_variable() {
         ("RETRY_EXPONENTIAL_BASE", "0"),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_pricekeeper"))
+            // Any free port: tests run side by side.
+            .env("PRICEKEEPER_HTTP_ADDR", "127.0.0.1:0")
             .arg("worker")
             .env(var, value)
             .env("NO_COLOR", "1")

@@ -98,6 +98,8 @@ async fn measure(
         let child = tokio::process::Command::new(&binary)
             .arg("worker")
             .env("DATABASE_URL", &database_url)
+            // Side by side: each its own ops port.
+            .env("PRICEKEEPER_HTTP_ADDR", "127.0.0.1:0")
             .env("PRICEKEEPER_SCHEMA", "public")
             .env("PRICEKEEPER_YAHOO_URL", server.as_str())
             .env("PRICEKEEPER_YAHOO_RATE", args.rate.to_string())

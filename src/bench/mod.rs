@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod events;
 pub mod ingest;
 mod market;
+pub mod ops;
 pub mod queue;
 mod yahoo_server;
 
@@ -46,6 +47,9 @@ pub enum BenchCommand {
     Events(events::EventsBench),
     /// The bar write path against a plain COPY of the same rows (a ratio).
     Ingest(ingest::IngestBench),
+    /// Scrape cost of /metrics and /health/queue on a million jobs and a
+    /// million processed events, and retention batch durations.
+    Ops(ops::OpsBench),
     /// Backfill queue drain rates (bare and real), insert → start latency, peak memory.
     Queue(queue::QueueBench),
 }
@@ -61,6 +65,7 @@ pub async fn run(
         BenchCommand::Daemon(args) => serde_json::to_value(daemon::run(settings, args).await?),
         BenchCommand::Events(args) => serde_json::to_value(events::run(settings, args).await?),
         BenchCommand::Ingest(args) => serde_json::to_value(ingest::run(settings, args).await?),
+        BenchCommand::Ops(args) => serde_json::to_value(ops::run(settings, args).await?),
         BenchCommand::Queue(args) => serde_json::to_value(queue::run(settings, args).await?),
     };
     Ok(report.expect("reports serialize"))

@@ -3,3 +3,6 @@
 
 pub mod calendar;
 pub mod fetch;
+pub mod jobs;
+pub mod prices;
+pub mod status;

@@ -189,7 +189,13 @@ impl Daemon {
             tracing::debug!(?trigger, "standby: another daemon is active");
             return;
         };
-        match self.ticker.tick(&term, trigger, Utc::now()).await {
+        let ticked = self.ticker.tick(&term, trigger, Utc::now()).await;
+        if let Ok(report) = &ticked
+            && report.ran
+        {
+            crate::ops::metrics::record_tick(&report.kind);
+        }
+        match ticked {
             Ok(report) if report.ran => tracing::info!(
                 kind = %report.kind,
                 slot = %report.slot,

@@ -126,7 +126,7 @@ pub async fn run(
 
     let pipeline = cancel.child_token();
     let mut tasks = JoinSet::new();
-    Pipeline::new(pool.clone(), &settings)?.spawn(None, &pipeline, &mut tasks)?;
+    Pipeline::new(pool.clone(), &settings)?.spawn(None, &pipeline, &mut tasks);
     let settled = wait_until_settled(&pool, args.timeout, &cancel).await;
     if let Err(e) = settled {
         pipeline.cancel();
@@ -148,7 +148,12 @@ pub async fn run(
     println!(
         "    SELECT * FROM asset_prices ORDER BY ts DESC LIMIT 20;  SELECT * FROM portfolio_valuations;"
     );
-    println!("  psql ... -f sql/ops_queue_status.sql   (the queue at a glance)");
+    println!(
+        "  pricekeeper status | jobs list | prices AAPL   (with DATABASE_URL set to the database above)"
+    );
+    println!(
+        "  http://127.0.0.1:9187/   (the status page, while `run`, `worker` or `daemon` runs)"
+    );
     println!("  The market above was simulated. For real prices: `pricekeeper run` (README).");
 
     if args.keep_running {

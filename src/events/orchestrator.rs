@@ -114,6 +114,7 @@ impl Orchestrator {
                 return Ok(total);
             }
             let step = self.step().await?;
+            crate::ops::metrics::record_events_applied(step.events);
             let short = step.events < self.batch_size as usize;
             total += step;
             if short {

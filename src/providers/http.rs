@@ -176,15 +176,31 @@ pub async fn send(
     request: reqwest::RequestBuilder,
     max_body: usize,
 ) -> Result<Reply, ProviderError> {
-    let mut response = request.send().await.map_err(|e| network_error(ctx, &e))?;
+    use crate::ops::metrics::{RequestOutcome, record_request};
+    let started = std::time::Instant::now();
+    let mut response = request.send().await.map_err(|e| {
+        record_request(ctx.provider, RequestOutcome::Network, started.elapsed());
+        network_error(ctx, &e)
+    })?;
     let status = response.status();
     let headers = response.headers().clone();
     if let Some(length) = response.content_length()
         && length > max_body as u64
     {
+        record_request(
+            ctx.provider,
+            RequestOutcome::of_status(status.as_u16()),
+            started.elapsed(),
+        );
         return Err(too_large(ctx, status, max_body));
     }
-    let body = read_capped(ctx, &mut response, max_body).await?;
+    let body = read_capped(ctx, &mut response, max_body).await;
+    let outcome = match &body {
+        Ok(_) => RequestOutcome::of_status(status.as_u16()),
+        Err(_) => RequestOutcome::Network,
+    };
+    record_request(ctx.provider, outcome, started.elapsed());
+    let body = body?;
     Ok(Reply {
         status,
         headers,

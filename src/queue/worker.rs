@@ -187,6 +187,8 @@ struct Inner<B> {
     held: HeldJobs,
     partitions: Partitions,
     stats: Stats,
+    /// Jobs whose wait behind a cooldown was logged already.
+    snoozes_told: Mutex<std::collections::HashSet<JobId>>,
 }
 
 impl<B: JobBody> Worker<B> {
@@ -208,6 +210,7 @@ impl<B: JobBody> Worker<B> {
                 held: Mutex::new(HashMap::new()),
                 partitions: Partitions::default(),
                 stats: Stats::default(),
+                snoozes_told: Mutex::default(),
             }),
         }
     }

@@ -19,6 +19,22 @@ impl<B: JobBody> Inner<B> {
                 .map(|h| h.lost.clone())
                 .unwrap_or_default()
         };
+        let started = std::time::Instant::now();
+        let outcome = self.run_bounded(job, deadline, lost).await;
+        if let Some(h) = self.held.lock().expect("held jobs").get_mut(&job.id)
+            && h.job.attempts == job.attempts
+        {
+            h.ran_for = Some(started.elapsed());
+        }
+        outcome
+    }
+
+    async fn run_bounded(
+        &self,
+        job: &ClaimedJob,
+        deadline: std::time::Duration,
+        lost: tokio_util::sync::CancellationToken,
+    ) -> Outcome {
         let run = AssertUnwindSafe(self.body.run(job, &self.clock)).catch_unwind();
         let bounded = tokio::time::timeout(deadline, run);
         let ran = tokio::select! {

@@ -3,6 +3,7 @@
 //! the job at fault. Then the bookkeeping: counters, logs, provider
 //! successes.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -11,7 +12,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 
 use super::super::transitions::{Finished, Written, finish_jobs};
-use super::super::{Completion, Outcome};
+use super::super::{Completion, JobId, Outcome};
 use super::leases::release_held;
 use super::{Inner, JobBody, WorkerError};
 use crate::db::{Fault, fault};
@@ -182,9 +183,20 @@ impl<B: JobBody> Inner<B> {
     /// Bookkeeping once a batch is committed: counters, logs, provider
     /// successes.
     async fn after_write(&self, finished: &[Finished], written: &Written) {
-        {
-            release_held(&self.held, finished);
-        }
+        let ran_for: HashMap<JobId, Duration> = {
+            let held = self.held.lock().expect("held jobs");
+            finished
+                .iter()
+                .filter_map(|f| {
+                    let h = held.get(&f.job.id)?;
+                    Some((
+                        f.job.id,
+                        h.ran_for.filter(|_| h.job.attempts == f.job.attempts)?,
+                    ))
+                })
+                .collect()
+        };
+        release_held(&self.held, finished);
         for f in finished {
             if written.refused.contains(&f.job.id) {
                 self.stats.refused.fetch_add(1, Ordering::Relaxed);
@@ -192,10 +204,24 @@ impl<B: JobBody> Inner<B> {
                     "lease lost before the job finished; another worker owns it now, result discarded");
                 continue;
             }
+            let ran = ran_for.get(&f.job.id).copied();
+            crate::ops::metrics::record_job(ended_as(f), ran);
             let counter = match &f.outcome {
                 Outcome::Complete(c) => {
-                    tracing::debug!(job.id = %f.job.id, asset.id = f.job.asset.id,
-                        bars = c.bars.len(), rejected = c.rejected.len(), "job completed");
+                    // The line a new user looks for: what was stored, for
+                    // which asset, from where, and how long it took.
+                    tracing::info!(job.id = %f.job.id, asset.id = f.job.asset.id,
+                        asset = %crate::commands::status::clean(&f.job.asset.symbol),
+                        exchange = %crate::commands::status::clean(&f.job.asset.exchange),
+                        provider = c.provider.map_or("none", |p| p.as_str()),
+                        from = %f.job.start_date, to = %f.job.end_date,
+                        bars = c.bars.len(), rejected = c.rejected.len(),
+                        took = %ran.map_or_else(|| "?".to_owned(), |d| format!("{:.1}s", d.as_secs_f64())),
+                        "backfill done");
+                    self.snoozes_told
+                        .lock()
+                        .expect("snoozes told")
+                        .remove(&f.job.id);
                     &self.stats.completed
                 }
                 Outcome::Retry { reason, .. } if f.job.attempts < f.job.max_attempts => {
@@ -207,9 +233,18 @@ impl<B: JobBody> Inner<B> {
                     tracing::error!(job.id = %f.job.id, asset.id = f.job.asset.id, %reason, "job failed");
                     &self.stats.failed
                 }
-                Outcome::Snooze { until, .. } => {
-                    tracing::info!(job.id = %f.job.id, asset.id = f.job.asset.id, %until,
-                        "job waits for a provider cooldown");
+                Outcome::Snooze {
+                    until, provider, ..
+                } => {
+                    // Once per job: a job snoozed again and again behind the
+                    // same outage would otherwise repeat this every claim.
+                    if self.tell_snooze(f.job.id) {
+                        tracing::info!(job.id = %f.job.id, asset.id = f.job.asset.id,
+                            asset = %crate::commands::status::clean(&f.job.asset.symbol),
+                            provider = provider.map_or("a provider", |p| p.as_str()), %until,
+                            "job waits for a provider cooldown: queued behind {} cooldown until {until}",
+                            provider.map_or("a provider", |p| p.as_str()));
+                    }
                     &self.stats.snoozed
                 }
                 Outcome::Release { reason } => {
@@ -226,5 +261,30 @@ impl<B: JobBody> Inner<B> {
             counter.fetch_add(1, Ordering::Relaxed);
         }
         self.body.after_write(&self.clock).await;
+    }
+}
+
+/// The status a written outcome left its job in, for the metrics.
+fn ended_as(f: &Finished) -> &'static str {
+    match &f.outcome {
+        Outcome::Complete(_) => "completed",
+        Outcome::Retry { .. } if f.job.attempts < f.job.max_attempts => "retried",
+        Outcome::Retry { .. } | Outcome::Fail { .. } => "failed",
+        Outcome::Snooze { .. } => "rate_limited",
+        Outcome::Release { .. } => "released",
+        Outcome::Cancel { .. } => "cancelled",
+    }
+}
+
+impl<B: JobBody> Inner<B> {
+    /// Whether this snooze of `job` is the first this worker logs. The set
+    /// is bounded: past its size it starts afresh (a repeated line, never
+    /// unbounded memory).
+    fn tell_snooze(&self, job: JobId) -> bool {
+        let mut told = self.snoozes_told.lock().expect("snoozes told");
+        if told.len() >= 10_000 {
+            told.clear();
+        }
+        told.insert(job)
     }
 }

@@ -21,6 +21,9 @@ const LOST_LEASES: &str = include_str!("../../../sql/queue_lost_leases.sql");
 pub(super) struct Held {
     pub job: ClaimedJob,
     pub lost: CancellationToken,
+    /// How long the body ran, once it has (for the log line and the
+    /// duration histogram).
+    pub ran_for: Option<std::time::Duration>,
 }
 
 impl Held {
@@ -28,6 +31,7 @@ impl Held {
         Self {
             job,
             lost: CancellationToken::new(),
+            ran_for: None,
         }
     }
 }

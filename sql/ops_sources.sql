@@ -1,0 +1,19 @@
+-- Every provider's shared state (src/ops/sources.rs): one row per provider
+-- that has ever been called. $1: "now" (NULL: the database clock).
+SELECT provider,
+       cooldown_until,
+       cooldown_until > coalesce($1::timestamptz, now()) AS cooling,
+       consecutive_rate_limits,
+       last_success_at,
+       last_error_at,
+       last_error,
+       requests_total,
+       errors_total,
+       rate_limited_total,
+       -- How far the shared request budget (migration 0015) is spent
+       -- ahead of now: 0 when a whole burst may go at once.
+       greatest(0, extract(epoch FROM b.tat - coalesce($1::timestamptz, now())))::float8
+           AS budget_ahead_s
+FROM provider_state
+LEFT JOIN provider_budget b USING (provider)
+ORDER BY provider
