@@ -13,7 +13,19 @@ SELECT provider,
        -- How far the shared request budget (migration 0015) is spent
        -- ahead of now: 0 when a whole burst may go at once.
        greatest(0, extract(epoch FROM b.tat - coalesce($1::timestamptz, now())))::float8
-           AS budget_ahead_s
+           AS budget_ahead_s,
+       -- The last hour, from every process.
+       coalesce(h.requests, 0) AS hour_requests,
+       coalesce(h.rate_limited, 0) AS hour_rate_limited,
+       coalesce(h.errors, 0) AS hour_errors
 FROM provider_state
 LEFT JOIN provider_budget b USING (provider)
+LEFT JOIN LATERAL (
+    SELECT sum(m.requests)::bigint AS requests,
+           sum(m.rate_limited)::bigint AS rate_limited,
+           sum(m.errors)::bigint AS errors
+    FROM provider_minutes m
+    WHERE m.provider = provider_state.provider
+      AND m.minute > coalesce($1::timestamptz, now()) - interval '1 hour'
+) h ON true
 ORDER BY provider

@@ -1,14 +1,31 @@
 -- What one process saw of each provider since its last flush
 -- (src/queue/ledger.rs): counts are added, the latest success and error
--- kept. $8 is the caller's clock (NULL: the database's).
+-- kept; the counts also go to this minute's provider_minutes row. $8 is
+-- the caller's clock (NULL: the database's).
+WITH d AS (
+    SELECT *
+    FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[],
+                $5::timestamptz[], $6::timestamptz[], $7::text[])
+         AS d (provider, requests, rate_limited, errors, success_at, error_at, error)
+),
+minutes AS (
+    INSERT INTO provider_minutes AS m (provider, minute, requests, rate_limited, errors)
+    SELECT provider, date_trunc('minute', coalesce($8::timestamptz, now())),
+           requests, rate_limited, errors
+    FROM d
+    WHERE requests + rate_limited + errors > 0
+    ORDER BY provider
+    ON CONFLICT (provider, minute) DO UPDATE
+    SET requests = m.requests + excluded.requests,
+        rate_limited = m.rate_limited + excluded.rate_limited,
+        errors = m.errors + excluded.errors
+)
 INSERT INTO provider_state AS s
     (provider, requests_total, rate_limited_total, errors_total,
      last_success_at, last_error_at, last_error, updated_at)
 SELECT d.provider, d.requests, d.rate_limited, d.errors,
        d.success_at, d.error_at, d.error, coalesce($8::timestamptz, now())
-FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[],
-            $5::timestamptz[], $6::timestamptz[], $7::text[])
-     AS d (provider, requests, rate_limited, errors, success_at, error_at, error)
+FROM d
 ORDER BY d.provider
 ON CONFLICT (provider) DO UPDATE
 SET requests_total = s.requests_total + excluded.requests_total,

@@ -94,3 +94,30 @@ async fn a_budget_unreachable_in_the_database_falls_back_to_the_process_bucket()
         .await
         .expect("requests go on when the shared budget fails");
 }
+
+#[tokio::test]
+async fn the_last_hour_of_a_provider_counts_every_process() {
+    use pricekeeper::ops::sources;
+    use pricekeeper::providers::{Providers, Rate as R};
+    use pricekeeper::queue::ledger::Ledger;
+
+    let db = test_db().await;
+    let settings = common::settings(&[]);
+    let providers = Providers::from_settings(&settings).expect("providers");
+    let now = chrono::Utc::now();
+    // Two processes, each with its own ledger, failing requests to Yahoo.
+    for failures in [2, 3] {
+        let ledger = Ledger::default();
+        for _ in 0..failures {
+            ledger.error(ProviderKind::Yahoo, now, "HTTP 503", true);
+        }
+        ledger.flush(&db.pool, &providers, None).await.unwrap();
+    }
+    let rates = [(ProviderKind::Yahoo, R::per_hour(2000))];
+    let all = sources::fetch(&db.pool, now, &rates, Duration::from_secs(7200))
+        .await
+        .unwrap();
+    let yahoo = all.iter().find(|s| s.provider == "yahoo").unwrap();
+    assert_eq!(yahoo.last_hour.errors, 5, "{:?}", yahoo.last_hour);
+    assert_eq!(yahoo.errors_total, 5);
+}

@@ -8,8 +8,8 @@
 //! The recorder is installed once per process by the ops server; without
 //! it (one-shot commands, most tests) recording is a no-op.
 
-use std::sync::{LazyLock, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::OnceLock;
+use std::time::Duration;
 
 use metrics::{
     Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
@@ -18,7 +18,6 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use super::snapshot::Snapshot;
 use super::sources::Source;
-use super::window::{Counts, Window};
 use crate::providers::ProviderKind;
 
 /// How often the exporter's upkeep drains histogram samples into their
@@ -31,9 +30,6 @@ const BACKFILL_BUCKETS: &[f64] = &[
 ];
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-
-/// This process's provider requests of the last hour (for /health/sources).
-pub static REQUESTS: LazyLock<Window> = LazyLock::new(Window::default);
 
 #[derive(Debug, thiserror::Error)]
 pub enum MetricsError {
@@ -199,7 +195,7 @@ impl RequestOutcome {
     }
 }
 
-/// Records one provider request: counter, latency, and the hourly window.
+/// Records one provider request: counter and latency.
 pub fn record_request(provider: ProviderKind, outcome: RequestOutcome, took: Duration) {
     let name = provider.as_str();
     counter!("pricekeeper_provider_requests_total", "provider" => name, "outcome" => outcome.as_str())
@@ -209,18 +205,6 @@ pub fn record_request(provider: ProviderKind, outcome: RequestOutcome, took: Dur
     if outcome == RequestOutcome::RateLimited {
         counter!("pricekeeper_provider_rate_limited_total", "provider" => name).increment(1);
     }
-    REQUESTS.record(
-        provider,
-        Instant::now(),
-        Counts {
-            requests: 1,
-            rate_limited: u64::from(outcome == RequestOutcome::RateLimited),
-            errors: u64::from(matches!(
-                outcome,
-                RequestOutcome::HttpError | RequestOutcome::Network
-            )),
-        },
-    );
 }
 
 /// Records a job outcome written by this process (`outcome` is the status

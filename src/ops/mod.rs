@@ -17,7 +17,6 @@ pub mod retention;
 pub mod server;
 pub mod snapshot;
 pub mod sources;
-pub mod window;
 
 use std::net::SocketAddr;
 use std::time::Duration;

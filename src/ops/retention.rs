@@ -34,6 +34,9 @@ const EVENTS_FRONTIER: &str = include_str!("../../sql/retention_events_frontier.
 const EVENTS: &str = include_str!("../../sql/retention_events.sql");
 const REJECTS: &str = include_str!("../../sql/retention_rejects.sql");
 const HOLDINGS: &str = include_str!("../../sql/retention_holdings.sql");
+const PROVIDER_MINUTES: &str = include_str!("../../sql/retention_provider_minutes.sql");
+/// Per-minute provider counts are kept two days (the status page shows one hour).
+const PROVIDER_MINUTES_KEPT: Duration = Duration::from_secs(2 * DAY);
 
 /// The lease a worker takes to trim when no daemon is active. Shorter than
 /// a round, so the next round may fall to any worker.
@@ -122,7 +125,7 @@ pub async fn run_once(
         .fetch_optional(pool)
         .await?;
     let batch = i64::from(args.retention_batch);
-    let passes: [(&'static str, &str, DateTime<Utc>, Option<i64>); 6] = [
+    let passes: [(&'static str, &str, DateTime<Utc>, Option<i64>); 7] = [
         // Superseded failures first: the completed job that superseded
         // one may be about to go.
         ("superseded failed jobs", SUPERSEDED, jobs, None),
@@ -136,6 +139,12 @@ pub async fn run_once(
             None,
         ),
         ("holdings at zero", HOLDINGS, jobs, None),
+        (
+            "provider minutes",
+            PROVIDER_MINUTES,
+            before(PROVIDER_MINUTES_KEPT),
+            None,
+        ),
     ];
     let mut report = Report::default();
     for (what, sql, cutoff, bound) in passes {
@@ -173,6 +182,7 @@ fn label(what: &str) -> &'static str {
         "processed events" => "portfolio_events",
         "rejected rows" => "backfill_rejects",
         "holdings at zero" => "holdings",
+        "provider minutes" => "provider_minutes",
         _ => "backfill_queue",
     }
 }

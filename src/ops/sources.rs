@@ -8,14 +8,12 @@
 //! succeeded has no such start; it counts as failing once four rate limits
 //! in a row (5 + 10 + 20 + 40 minutes of cooldown) or twenty errors say so.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgExecutor;
 
-use super::metrics::REQUESTS;
-use super::window::Counts;
 use crate::providers::ProviderKind;
 use crate::providers::rate_limit::Rate;
 
@@ -34,6 +32,17 @@ struct Row {
     errors_total: i64,
     rate_limited_total: i64,
     budget_ahead_s: Option<f64>,
+    hour_requests: i64,
+    hour_rate_limited: i64,
+    hour_errors: i64,
+}
+
+/// Requests, rate-limit answers and errors in a stretch of time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub requests: u64,
+    pub rate_limited: u64,
+    pub errors: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -82,8 +91,8 @@ pub struct Source {
     pub last_success_at: Option<DateTime<Utc>>,
     pub last_error_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
-    /// Requests, rate-limit answers and errors of the last hour, as this
-    /// process sent them.
+    /// Requests, rate-limit answers and errors of the last hour, from
+    /// every process (`provider_minutes`).
     pub last_hour: Counts,
     /// Since the provider was first called, by every process.
     pub requests_total: i64,
@@ -124,10 +133,11 @@ fn source(
     now: DateTime<Utc>,
     failing_after: Duration,
 ) -> Source {
-    let last_hour = name
-        .parse::<ProviderKind>()
-        .map(|kind| REQUESTS.last_hour(kind, Instant::now()))
-        .unwrap_or_default();
+    let last_hour = row.map_or_else(Counts::default, |r| Counts {
+        requests: r.hour_requests.max(0) as u64,
+        rate_limited: r.hour_rate_limited.max(0) as u64,
+        errors: r.hour_errors.max(0) as u64,
+    });
     let status = row.map_or(SourceStatus::Unused, |r| status(r, now, failing_after));
     Source {
         provider: name.to_owned(),
@@ -239,6 +249,9 @@ mod tests {
             errors_total: 0,
             rate_limited_total: 0,
             budget_ahead_s: None,
+            hour_requests: 0,
+            hour_rate_limited: 0,
+            hour_errors: 0,
         }
     }
 
