@@ -2,7 +2,7 @@
 //! limiters that stand for separate worker processes (each with its own
 //! in-process bucket and its own pool) together keep to one budget.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

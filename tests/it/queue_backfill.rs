@@ -5,8 +5,8 @@
 //! then fail, permanent ones fail at once; and the claim's SQL symbol rule
 //! agrees with the providers'.
 
-mod common;
-mod queue_common;
+use crate::common;
+use crate::queue_common;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! 1000 rows, batch tickers, the used-weight header and every error shape
 //! (400 -1121, 429 and 418 with Retry-After, 451).
 
-mod provider_support;
+use crate::provider_support;
 
 use std::time::Duration;
 

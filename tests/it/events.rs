@@ -1,8 +1,8 @@
 //! The event pipeline against real PostgreSQL: portfolio writes become
 //! holdings, reference counts and backfill jobs, exactly once.
 
-mod common;
-mod events_common;
+use crate::common;
+use crate::events_common;
 
 use std::time::Duration;
 

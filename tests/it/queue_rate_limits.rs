@@ -5,8 +5,8 @@
 //! worker; while it cools down no job that only it can serve is claimed,
 //! and jobs for other providers keep flowing.
 
-mod common;
-mod queue_common;
+use crate::common;
+use crate::queue_common;
 
 use std::time::Duration;
 
@@ -700,7 +700,7 @@ async fn jobs_behind_a_cooling_provider_are_set_aside_once_not_read_by_every_cla
     // A claim now reads no stock job at all.
     let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) {}",
-        include_str!("../sql/queue_claim.sql")
+        include_str!("../../sql/queue_claim.sql")
     )))
     .bind(uuid::Uuid::new_v4())
     .bind(Some(setup.now()))

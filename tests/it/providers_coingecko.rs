@@ -3,7 +3,7 @@
 //! `simple/price` for many ids, the demo key header, and the 429 shapes
 //! (JSON with retry-after, an HTML page, a 200 with a status object).
 
-mod provider_support;
+use crate::provider_support;
 
 use std::time::Duration;
 

@@ -4,7 +4,7 @@
 //! or the database is gone; the admin actions with no, a wrong and the
 //! right token.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! answers as Yahoo does: the crumb dance, "Invalid Crumb", a crumb body
 //! that is "Too Many Requests", and the fall back to spark.
 
-mod provider_support;
+use crate::provider_support;
 
 use pricekeeper::providers::{Provider, Yahoo};
 use provider_support::{config, dec};

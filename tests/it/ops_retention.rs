@@ -3,7 +3,7 @@
 //! (failed jobs nobody superseded, unprocessed events, recent rows), in
 //! batches that each stay short; and which process may run it.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! The schema and the host-application contract: migrations, the outbox
 //! trigger with its notification, and the constraints on transactions.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
@@ -327,7 +327,7 @@ async fn the_ops_queries_in_sql_run() {
         .await
         .unwrap();
     use sqlx::Row;
-    let status: Vec<(String, i64)> = sqlx::query(include_str!("../sql/ops_queue_status.sql"))
+    let status: Vec<(String, i64)> = sqlx::query(include_str!("../../sql/ops_queue_status.sql"))
         .fetch_all(&db.pool)
         .await
         .unwrap()
@@ -339,7 +339,7 @@ async fn the_ops_queries_in_sql_run() {
     use sqlx::Executor;
     let mut conn = db.connect().await;
     let results = conn
-        .fetch_all(include_str!("../sql/ops_event_problems.sql"))
+        .fetch_all(include_str!("../../sql/ops_event_problems.sql"))
         .await
         .unwrap();
     assert_eq!(

@@ -2,9 +2,9 @@
 //! failed range never stays a silent hole, an inactive asset is never
 //! fetched, and a corrected provider symbol never mixes two series.
 
-mod common;
-mod events_common;
-mod queue_common;
+use crate::common;
+use crate::events_common;
+use crate::queue_common;
 
 use std::time::Duration;
 

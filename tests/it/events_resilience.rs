@@ -2,8 +2,8 @@
 //! application may crash the orchestrator, lose an event, or report a
 //! problem that does not exist.
 
-mod common;
-mod events_common;
+use crate::common;
+use crate::events_common;
 
 use common::{TestDb, insert_stock, test_db};
 use events_common::{jobs, orchestrator, trade, unprocessed, users};

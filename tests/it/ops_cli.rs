@@ -5,8 +5,8 @@
 //! would; SIGTERM stops it with exit 0. Then `status`, `prices` and `jobs`
 //! against the same database, and bad ops settings at start.
 
-mod common;
-mod queue_common;
+use crate::common;
+use crate::queue_common;
 
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};

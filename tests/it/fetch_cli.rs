@@ -3,7 +3,7 @@
 //! database (DATABASE_URL points nowhere), checked on stdout, stderr and the
 //! exit code for every answer shape.
 
-mod provider_support;
+use crate::provider_support;
 
 use std::process::Output;
 use std::time::Duration;

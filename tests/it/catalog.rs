@@ -2,7 +2,7 @@
 //! that serves Nasdaq Trader's symbol directory, CoinGecko `coins/markets`
 //! and Binance `exchangeInfo` in their real shapes, and a real database.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

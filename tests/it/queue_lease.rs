@@ -3,8 +3,8 @@
 //! never reaped, however long the job runs; a job on its last attempt
 //! whose worker vanished ends as failed.
 
-mod common;
-mod queue_common;
+use crate::common;
+use crate::queue_common;
 
 use std::str::FromStr;
 use std::time::Duration;

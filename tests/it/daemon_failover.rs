@@ -2,8 +2,8 @@
 //! killed leader is replaced within its lease, and a frozen one writes
 //! nothing once it wakes. Through the binary, with real signals.
 
-mod common;
-mod daemon_common;
+use crate::common;
+use crate::daemon_common;
 
 use std::process::Stdio;
 use std::time::Duration;

@@ -3,8 +3,8 @@
 //! is still bounded; a job whose lease was lost stops running here; a pool
 //! of two connections still does the work.
 
-mod common;
-mod queue_common;
+use crate::common;
+use crate::queue_common;
 
 use std::process::{Command, Stdio};
 use std::sync::Arc;

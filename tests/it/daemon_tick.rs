@@ -1,9 +1,9 @@
 //! Daemon ticks with injected time against real PostgreSQL and a local
 //! market answering in the providers' shapes.
 
-mod common;
-mod daemon_common;
-mod queue_common;
+use crate::common;
+use crate::daemon_common;
+use crate::queue_common;
 
 use chrono::{DateTime, Utc};
 use common::test_db;

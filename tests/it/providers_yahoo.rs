@@ -3,7 +3,7 @@
 //! the no-data shape, GBp, non-New-York time zones, splits and dividends,
 //! spark quotes with the chart fallback, and every error shape.
 
-mod provider_support;
+use crate::provider_support;
 
 use std::time::Duration;
 

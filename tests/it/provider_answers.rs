@@ -7,8 +7,8 @@
 //! partial answer completed down the chain, and a split putting older bars
 //! back on one scale.
 
-mod common;
-mod queue_common;
+use crate::common;
+use crate::queue_common;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use common::test_db;

@@ -3,8 +3,8 @@
 //! `retry_after`, and a LISTEN connection that comes back after being
 //! killed and catches up on what it missed.
 
-mod common;
-mod queue_common;
+use crate::common;
+use crate::queue_common;
 
 use common::test_db;
 use pricekeeper::queue::Worker;

@@ -2,8 +2,8 @@
 //! completed exactly once however many workers drain the queue, and a claim
 //! that reads only due rows.
 
-mod common;
-mod queue_common;
+use crate::common;
+use crate::queue_common;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -220,7 +220,7 @@ async fn the_claim_reads_due_rows_through_its_index_not_finished_ones() {
 }
 
 async fn explain_claim(pool: &PgPool) -> String {
-    let sql = format!("EXPLAIN {}", include_str!("../sql/queue_claim.sql"));
+    let sql = format!("EXPLAIN {}", include_str!("../../sql/queue_claim.sql"));
     let lines: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
         .bind(uuid::Uuid::new_v4())
         .bind(None::<DateTime<chrono::Utc>>)

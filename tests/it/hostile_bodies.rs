@@ -4,8 +4,8 @@
 //! price positive and inside its range) or failed with its reason; the
 //! worker's peak memory stays under 300 MB.
 
-mod common;
-mod queue_common;
+use crate::common;
+use crate::queue_common;
 
 use std::io::Write;
 use std::process::Stdio;

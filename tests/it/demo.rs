@@ -3,7 +3,7 @@
 //! a normal user where the machine has one. The summary's numbers are
 //! checked against the tables.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;

@@ -3,8 +3,8 @@
 //! nothing is left `in_progress` — for the library's worker and for the
 //! `pricekeeper worker` process under SIGTERM.
 
-mod common;
-mod queue_common;
+use crate::common;
+use crate::queue_common;
 
 use std::process::{Command, Stdio};
 use std::sync::Arc;

@@ -4,7 +4,7 @@
 //! own trades, `assets.id` takes the host's ids, and an installation from
 //! before the schema keeps working where it is.
 
-mod common;
+use crate::common;
 
 use std::process::Output;
 
@@ -37,7 +37,7 @@ fn host_url(url: &str) -> String {
 
 /// The README's adoption example, as printed there.
 fn readme_example() -> String {
-    let readme = include_str!("../README.md");
+    let readme = include_str!("../../README.md");
     let after = readme
         .split("<!-- adoption-example")
         .nth(1)

@@ -1,7 +1,7 @@
 //! The binary's contract with operators: exit codes and messages for bad
 //! configuration, and `migrate` on a database that does not exist yet.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Output};
 

@@ -3,8 +3,8 @@
 //! bars fetched from a Yahoo-shaped local server; SIGTERM then stops the
 //! worker cleanly.
 
-mod common;
-mod queue_common;
+use crate::common;
+use crate::queue_common;
 
 use std::process::Stdio;
 use std::time::Duration;
