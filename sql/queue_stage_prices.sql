@@ -8,3 +8,5 @@ CREATE TEMP TABLE IF NOT EXISTS pricekeeper_bars_stage (
     -- For the same-date cleanup's lookups when bars are already stored.
     PRIMARY KEY (asset_id, interval, ts)
 ) ON COMMIT DELETE ROWS;
+-- Empty already, unless an earlier write in this same transaction used it.
+DELETE FROM pricekeeper_bars_stage;

@@ -150,7 +150,7 @@ impl Rate {
     /// 1994/h after 6.
     pub fn pacing(self, late: Duration) -> Pacing {
         let burst = self.burst();
-        let steady = (self.count - burst.get()).max(1);
+        let steady = self.count.saturating_sub(burst.get()).max(1);
         Pacing {
             every: (self.per + late) / steady,
             burst,
