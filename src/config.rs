@@ -197,6 +197,12 @@ impl DbSettings {
         })
     }
 
+    /// DATABASE_URL, else the default URL, as text (for a message, once
+    /// the password is redacted, or for a child process).
+    pub fn url(&self) -> &str {
+        self.database_url.as_deref().unwrap_or(DEFAULT_DATABASE_URL)
+    }
+
     /// DATABASE_URL (or `--database-url`), when the user set it.
     pub fn explicit_database(&self) -> Option<PgConnectOptions> {
         // Validated by the parser, so this cannot fail.

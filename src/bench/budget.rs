@@ -65,13 +65,7 @@ async fn measure(
         None => std::env::current_exe()
             .map_err(|e| BenchError::Stalled(format!("cannot find this binary: {e}")))?,
     };
-    let database_url = scratch.url(
-        settings
-            .db
-            .database_url
-            .as_deref()
-            .unwrap_or(crate::config::DEFAULT_DATABASE_URL),
-    )?;
+    let database_url = scratch.url(settings.db.url())?;
     // The measured binary's own schema.
     let migrated = tokio::process::Command::new(&binary)
         .arg("migrate")

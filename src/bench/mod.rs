@@ -124,18 +124,6 @@ impl Scratch {
     }
 }
 
-/// A listener on a free local port for a bench's own server, and its URL.
-pub async fn local_listener() -> Result<(tokio::net::TcpListener, url::Url), BenchError> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| BenchError::Stalled(format!("cannot start the local server: {e}")))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| BenchError::Stalled(e.to_string()))?;
-    let url = url::Url::parse(&format!("http://{addr}")).expect("local URL");
-    Ok((listener, url))
-}
-
 /// Latency percentiles in milliseconds.
 #[derive(Debug, serde::Serialize)]
 pub struct Percentiles {

@@ -183,13 +183,7 @@ impl Fetcher {
             let now = chrono::Utc::now();
             match &answer {
                 Ok(_) => self.ledger.success(kind, now),
-                Err(e) if not_sent(e) => {}
-                Err(e) => self.ledger.error(
-                    kind,
-                    now,
-                    &e.to_string(),
-                    !matches!(e, ProviderError::RateLimited { .. }),
-                ),
+                Err(e) => self.ledger.failed(kind, now, e),
             }
             self.ledger.flush(&self.pool, &self.providers, None).await?;
             match answer {

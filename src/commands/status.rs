@@ -59,13 +59,7 @@ pub async fn connect_or_report(settings: &Settings) -> Option<PgPool> {
         Err(e) => {
             eprintln!(
                 "error: cannot read the database at {}: {e}",
-                crate::config::redact_url(
-                    settings
-                        .db
-                        .database_url
-                        .as_deref()
-                        .unwrap_or(crate::config::DEFAULT_DATABASE_URL)
-                )
+                crate::config::redact_url(settings.db.url())
             );
             None
         }

@@ -319,14 +319,10 @@ impl Ticker {
         now: DateTime<Utc>,
     ) -> Result<(), DaemonError> {
         tracing::warn!(provider = %kind, error = %error, "quote batch failed");
-        if not_sent(error) {
-            // Refused here during a cooldown: the provider saw nothing.
-            return Ok(());
-        }
-        let rate_limited = matches!(error, ProviderError::RateLimited { .. });
-        self.ledger
-            .error(kind, now, &error.to_string(), !rate_limited);
-        if let ProviderError::RateLimited { retry_after, .. } = error {
+        self.ledger.failed(kind, now, error);
+        if let ProviderError::RateLimited { retry_after, .. } = error
+            && !not_sent(error)
+        {
             cooldown::record_rate_limit(&self.pool, kind, Some(now), *retry_after, self.retry_base)
                 .await?;
         }

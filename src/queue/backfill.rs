@@ -95,10 +95,7 @@ impl Backfill {
                 });
             return Tried::Cooling { provider, until };
         }
-        let message = error.to_string();
-        let rate_limited = matches!(error.disposition(), Disposition::RateLimited { .. });
-        self.ledger
-            .error(provider, clock.local(), &message, !rate_limited);
+        self.ledger.failed(provider, clock.local(), &error);
         match error.disposition() {
             Disposition::RateLimited { retry_after } => {
                 let until = match cooldown::record_rate_limit(

@@ -14,7 +14,8 @@ use std::sync::Mutex;
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 
-use crate::providers::{ProviderKind, Providers};
+use crate::providers::http::not_sent;
+use crate::providers::{ProviderError, ProviderKind, Providers};
 
 const FLUSH: &str = include_str!("../../sql/provider_state_flush.sql");
 
@@ -58,15 +59,22 @@ impl Ledger {
         self.with(provider, |e| e.last_success = e.last_success.max(Some(at)));
     }
 
-    /// `provider` failed a request at `at`; a rate limit (`counted` false)
-    /// is counted by the limiter, other failures here.
-    pub fn error(&self, provider: ProviderKind, at: DateTime<Utc>, message: &str, counted: bool) {
+    /// `provider` failed a request at `at` with `error`. A refusal made
+    /// here during a cooldown never reached the provider and is not
+    /// recorded; a rate limit is counted by the limiter, other failures
+    /// here. The message becomes the provider's last error either way.
+    pub fn failed(&self, provider: ProviderKind, at: DateTime<Utc>, error: &ProviderError) {
+        if not_sent(error) {
+            return;
+        }
+        let counted = !matches!(error, ProviderError::RateLimited { .. });
+        let message = error.to_string();
         self.with(provider, |e| {
             if counted {
                 e.errors += 1;
             }
             e.absorb(Entry {
-                last_error: Some((at, message.to_owned())),
+                last_error: Some((at, message)),
                 ..Entry::default()
             });
         });

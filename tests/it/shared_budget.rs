@@ -109,7 +109,12 @@ async fn the_last_hour_of_a_provider_counts_every_process() {
     for failures in [2, 3] {
         let ledger = Ledger::default();
         for _ in 0..failures {
-            ledger.error(ProviderKind::Yahoo, now, "HTTP 503", true);
+            let error = pricekeeper::providers::ProviderError::Transient {
+                provider: ProviderKind::Yahoo,
+                symbol: "AAPL".into(),
+                message: "HTTP 503".into(),
+            };
+            ledger.failed(ProviderKind::Yahoo, now, &error);
         }
         ledger.flush(&db.pool, &providers, None).await.unwrap();
     }
