@@ -9,6 +9,7 @@ mod provider_support;
 mod queue_common;
 
 mod adoption;
+mod bar_store;
 mod calendar_cli;
 mod catalog;
 mod cli;
