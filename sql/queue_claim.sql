@@ -9,7 +9,15 @@
 -- and merged: a steady stream of new jobs can no longer starve due retries.
 -- The chain condition is written out in both runs: as a SQL function it is
 -- not inlined, and cost 100x more per row.
-WITH cooling AS MATERIALIZED (
+--
+-- A claim commits without waiting for its WAL to reach disk (`async`, for
+-- this statement's transaction only): if a database crash forgets it, the
+-- jobs are due again and the claimer's later outcome matches nothing (the
+-- lease guard of queue_finish.sql), so they just run again.
+WITH async AS MATERIALIZED (
+    SELECT set_config('synchronous_commit', 'off', true) AS setting
+),
+cooling AS MATERIALIZED (
     SELECT coalesce(array_agg(provider), '{}') AS providers
     FROM provider_state
     WHERE cooldown_until > coalesce($2::timestamptz, now())
@@ -72,9 +80,10 @@ SET status = 'in_progress',
     locked_until = coalesce($2::timestamptz, now()) + $4 * interval '1 millisecond',
     started_at = coalesce($2::timestamptz, now()),
     updated_at = coalesce($2::timestamptz, now())
-FROM due, assets a
+FROM due, assets a, async
 WHERE q.id = due.id
   AND a.id = q.asset_id
+  AND async.setting = 'off'
 RETURNING q.id AS job_id, q.attempts, q.max_attempts, q.start_date, q.end_date,
           q.asset_id, a.symbol, a.asset_type, a.exchange, a.currency,
           a.yahoo_symbol, a.binance_symbol, a.coingecko_id, a.active

@@ -5,6 +5,13 @@
 -- since, matches nothing and changes nothing. $2 is "now" (NULL: now()).
 -- "Held by $1" implies in_progress (CHECK backfill_queue_held_iff_in_progress, migration 0007),
 -- so the rows are found by primary key, never through a status index.
+--
+-- The transaction commits without waiting for its WAL to reach disk
+-- (`async`, set for this transaction only): a database crash can forget
+-- the last fraction of a second of outcomes, and with them the bars they
+-- stored, and then those jobs simply run again when their leases run out.
+-- Nothing is half-written, and nothing outside the database saw them. The
+-- flush per batch was most of the write path's time (`bench ingest`).
 UPDATE backfill_queue q
 SET status        = t.status,
     attempts      = q.attempts - t.give_back::int,
@@ -23,8 +30,10 @@ SET status        = t.status,
     updated_at    = coalesce($2::timestamptz, now())
 FROM unnest($3::bigint[], $4::int[], $5::backfill_status[], $6::bigint[], $7::timestamptz[],
             $8::bool[], $9::text[], $10::text[], $11::int[], $12::int[])
-     AS t (id, attempts, status, delay_ms, until, give_back, message, provider, bars_stored, bars_rejected)
+     AS t (id, attempts, status, delay_ms, until, give_back, message, provider, bars_stored, bars_rejected),
+     (SELECT set_config('synchronous_commit', 'off', true)) AS async (setting)
 WHERE q.id = t.id
+  AND async.setting = 'off'
   AND q.locked_by = $1
   AND q.attempts = t.attempts
 RETURNING q.id

@@ -270,3 +270,58 @@ async fn due_retries_are_claimed_in_the_order_they_became_due_not_after_every_ne
         "{ids:?} then {next:?}"
     );
 }
+
+/// Claims and outcomes are bookkeeping a crash may forget (the jobs run
+/// again): their transactions commit without waiting for the WAL flush,
+/// and only theirs. Seen inside an explicit transaction, where the
+/// statement's setting lasts until commit.
+#[tokio::test]
+async fn claims_and_outcomes_commit_without_waiting_for_the_disk() {
+    use pricekeeper::queue::WorkerId;
+    use pricekeeper::queue::claim::{ChainFilter, claim_jobs};
+    use pricekeeper::queue::transitions::{Finished, finish_jobs};
+
+    let db = test_db().await;
+    insert_jobs(&db.pool, 3).await;
+    async fn setting(conn: &mut sqlx::PgConnection) -> sqlx::Result<String> {
+        sqlx::query_scalar("SHOW synchronous_commit")
+            .fetch_one(conn)
+            .await
+    }
+    let worker = WorkerId::new();
+    let mut tx = db.pool.begin().await.unwrap();
+    assert_eq!(setting(&mut tx).await.unwrap(), "on");
+    let jobs = claim_jobs(
+        &mut *tx,
+        worker,
+        None,
+        3,
+        Duration::from_secs(60),
+        &ChainFilter::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(jobs.len(), 3);
+    assert_eq!(setting(&mut tx).await.unwrap(), "off", "after the claim");
+    tx.commit().await.unwrap();
+
+    let mut conn = db.pool.acquire().await.unwrap();
+    assert_eq!(
+        setting(&mut conn).await.unwrap(),
+        "on",
+        "only for that transaction"
+    );
+    let mut tx = db.pool.begin().await.unwrap();
+    let finished: Vec<Finished> = jobs
+        .into_iter()
+        .map(|job| Finished {
+            job,
+            outcome: Outcome::Complete(Completion::empty()),
+        })
+        .collect();
+    let written = finish_jobs(&mut tx, worker, None, &finished).await.unwrap();
+    assert_eq!(written.applied.len(), 3);
+    assert_eq!(setting(&mut tx).await.unwrap(), "off", "after the outcomes");
+    tx.commit().await.unwrap();
+    assert_eq!(count_status(&db.pool, "completed").await, 3);
+}
