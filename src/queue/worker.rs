@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::PgPool;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -101,6 +101,17 @@ impl WorkerConfig {
     /// forever).
     fn job_deadline(&self) -> Duration {
         (self.lease * 10).max(Duration::from_secs(300))
+    }
+
+    /// Outcomes written in one transaction: a claim's batch, and of jobs
+    /// that store bars at most [`completer::BAR_BATCH`].
+    fn flush_size(&self, bars: bool) -> usize {
+        let batch = self.batch_size.max(1) as usize;
+        if bars {
+            batch.min(completer::BAR_BATCH)
+        } else {
+            batch
+        }
     }
 }
 
@@ -189,6 +200,8 @@ struct Inner<B> {
     stats: Stats,
     /// Jobs whose wait behind a cooldown was logged already.
     snoozes_told: Mutex<std::collections::HashSet<JobId>>,
+    /// Bounds the finished jobs whose bars wait in memory to be written.
+    bars_waiting: Arc<Semaphore>,
 }
 
 impl<B: JobBody> Worker<B> {
@@ -199,6 +212,7 @@ impl<B: JobBody> Worker<B> {
 
     pub fn with_clock(pool: PgPool, config: WorkerConfig, body: B, clock: Clock) -> Self {
         let chains = body.chains();
+        let bars_waiting = Arc::new(completer::bars_waiting(&config));
         Self {
             inner: Arc::new(Inner {
                 pool,
@@ -211,6 +225,7 @@ impl<B: JobBody> Worker<B> {
                 partitions: Partitions::default(),
                 stats: Stats::default(),
                 snoozes_told: Mutex::default(),
+                bars_waiting,
             }),
         }
     }
@@ -297,8 +312,9 @@ impl<B: JobBody> Worker<B> {
             config.revival,
             helpers.clone(),
         ));
-        // Results waiting to be written hold their bars: one batch at most.
-        let (done, results) = mpsc::channel(config.batch_size as usize);
+        // A batch of results in hand; those that store bars are bounded
+        // by `bars_waiting` too.
+        let (done, results) = mpsc::channel(config.batch_size.max(1) as usize);
         let completer = tokio::spawn(completer(inner.clone(), results));
 
         let mut running = dispatch(&inner, &wake, done, &cancel).await;

@@ -8,29 +8,48 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
 
 use super::super::transitions::{Finished, Written, finish_jobs};
 use super::super::{Completion, JobId, Outcome};
 use super::leases::release_held;
-use super::{Inner, JobBody, WorkerError};
+use super::{Inner, JobBody, WorkerConfig, WorkerError};
 use crate::db::{Fault, fault};
 
 /// Outcomes written per transaction, at most.
 const MAX_FLUSH: usize = 512;
+
+/// Jobs whose bars are written in one transaction, at most (about 16,000
+/// rows of daily bars). Every job's bars stay in memory until they are
+/// written, so this and [`FLUSH_LANES`] bound what the completer holds
+/// however wide the worker runs; larger batches save little now that a
+/// batch's commit does not wait for the disk (`sql/queue_finish.sql`).
+pub(super) const BAR_BATCH: usize = 64;
 
 /// Batches of outcomes written at once when they store bars: that write is
 /// mostly the database inserting rows, and a second connection keeps
 /// another core busy meanwhile (≈500 → ≈800 real jobs/s on two cores).
 const FLUSH_LANES: usize = 2;
 
+/// A job's outcome on its way to the completer. One that stores bars holds
+/// a permit of [`Inner::bars_waiting`] until it is written: besides the
+/// jobs running, the bars of at most a batch per lane are in memory. A
+/// finished job waiting for a permit keeps its slot, so no more jobs are
+/// claimed meanwhile.
+pub(super) struct Done {
+    finished: Finished,
+    bars_held: Option<OwnedSemaphorePermit>,
+}
+
+/// Permits of [`Inner::bars_waiting`].
+pub(super) fn bars_waiting(config: &WorkerConfig) -> Semaphore {
+    Semaphore::new(config.flush_size(true) * FLUSH_LANES)
+}
+
 /// Writes outcomes as they arrive, batching whatever queued up meanwhile,
 /// with up to [`FLUSH_LANES`] batches being written at once.
-pub(super) async fn completer<B: JobBody>(
-    inner: Arc<Inner<B>>,
-    mut results: mpsc::Receiver<Finished>,
-) {
+pub(super) async fn completer<B: JobBody>(inner: Arc<Inner<B>>, mut results: mpsc::Receiver<Done>) {
     let lanes = Arc::new(Semaphore::new(FLUSH_LANES));
     let mut writing = JoinSet::new();
     loop {
@@ -43,7 +62,7 @@ pub(super) async fn completer<B: JobBody>(
         if results.recv_many(&mut batch, MAX_FLUSH).await == 0 {
             break;
         }
-        if !stores_bars(&batch) {
+        if !batch.iter().any(|d| d.bars_held.is_some()) {
             // A status-only write is one cheap statement: one at a time, so
             // it never competes with the claims for the database.
             while writing.join_next().await.is_some() {}
@@ -51,9 +70,11 @@ pub(super) async fn completer<B: JobBody>(
         // While another batch is being written, gather a full one before
         // starting the next: small writes side by side cost more than they
         // save.
-        let full = inner.config.batch_size as usize;
+        let full = inner
+            .config
+            .flush_size(batch.iter().any(|d| d.bars_held.is_some()));
         while !writing.is_empty() && batch.len() < full {
-            let room = MAX_FLUSH - batch.len();
+            let room = full - batch.len();
             tokio::select! {
                 got = results.recv_many(&mut batch, room) => if got == 0 { break },
                 _ = writing.join_next() => break,
@@ -61,8 +82,11 @@ pub(super) async fn completer<B: JobBody>(
         }
         let inner = inner.clone();
         writing.spawn(async move {
-            inner.flush(batch).await;
-            drop(lane);
+            // The permits go once the batch is written.
+            let (finished, permits): (Vec<_>, Vec<_>) =
+                batch.into_iter().map(|d| (d.finished, d.bars_held)).unzip();
+            inner.flush(finished).await;
+            drop((lane, permits));
         });
         while writing.try_join_next().is_some() {}
     }
@@ -77,6 +101,20 @@ fn stores_bars(batch: &[Finished]) -> bool {
 }
 
 impl<B: JobBody> Inner<B> {
+    /// Wraps an outcome for the completer, waiting for a permit first if it
+    /// stores bars.
+    pub(super) async fn hand_over(&self, finished: Finished) -> Done {
+        let stores = matches!(&finished.outcome, Outcome::Complete(c) if c.stores_anything());
+        let held = match stores {
+            true => self.bars_waiting.clone().acquire_owned().await.ok(),
+            false => None,
+        };
+        Done {
+            finished,
+            bars_held: held,
+        }
+    }
+
     /// One transaction for the whole batch. Anything but a refusal of the
     /// data (a deadlock, a lost connection, a restart, a lock timeout) is
     /// retried with backoff for up to half a lease: the jobs stay held and
@@ -131,8 +169,8 @@ impl<B: JobBody> Inner<B> {
     /// and a job whose result cannot be stored fails with the reason.
     async fn flush(&self, mut finished: Vec<Finished>) {
         // Bars are written at most a batch of jobs per transaction, which
-        // bounds the memory a write takes (and the time it holds locks).
-        let most = self.config.batch_size as usize;
+        // bounds the time a write holds locks.
+        let most = self.config.flush_size(true);
         if finished.len() > most && stores_bars(&finished) {
             while !finished.is_empty() {
                 let rest = finished.split_off(most.min(finished.len()));

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::super::claim::{claim_jobs, next_due_in};
 use super::super::transitions::Finished;
 use super::super::{ClaimedJob, Clock};
+use super::completer::Done;
 use super::leases::Held;
 use super::{Inner, JobBody, WorkerError};
 
@@ -54,7 +55,7 @@ impl NextDue {
 pub(super) async fn dispatch<B: JobBody>(
     inner: &Arc<Inner<B>>,
     wake: &Notify,
-    done: mpsc::Sender<Finished>,
+    done: mpsc::Sender<Done>,
     cancel: &CancellationToken,
 ) -> JoinSet<()> {
     let config = &inner.config;
@@ -113,9 +114,10 @@ pub(super) async fn dispatch<B: JobBody>(
             let (inner, done) = (inner.clone(), done.clone());
             running.spawn(async move {
                 let outcome = inner.run_body(&job).await;
+                let finished = Finished { job, outcome };
                 // The slot is free once the completer has the result, so a
                 // lagging completer slows claims instead of piling up jobs.
-                let _ = done.send(Finished { job, outcome }).await;
+                let _ = done.send(inner.hand_over(finished).await).await;
                 drop(slot);
             });
         }
