@@ -22,6 +22,7 @@ pub mod embedded_pg;
 pub mod events;
 pub mod exchanges;
 pub mod local_http;
+pub mod memory;
 pub mod ops;
 pub mod panics;
 pub mod pipeline;

@@ -248,8 +248,17 @@ fn parse() -> Cli {
     Cli::from_arg_matches(&command.get_matches()).unwrap_or_else(|e| e.exit())
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    // While this is the only thread (see the function).
+    pricekeeper::memory::one_malloc_arena();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("the async runtime starts")
+        .block_on(start())
+}
+
+async fn start() -> ExitCode {
     let cli = parse();
     telemetry::init(cli.global.log_format);
     match run(cli).await {
