@@ -5,12 +5,14 @@
 
 pub mod budget;
 pub mod catalog;
+pub mod cooldown;
 pub mod daemon;
 pub mod events;
 pub mod ingest;
 mod market;
 pub mod ops;
 pub mod queue;
+mod workers;
 mod yahoo_server;
 
 use std::time::Duration;
@@ -36,6 +38,9 @@ pub enum BenchCommand {
     /// Worker processes sharing one Yahoo budget through the database: the
     /// peak request count in any window of the budget's period.
     Budget(budget::BudgetBench),
+    /// Worker processes against a Yahoo that refuses every other request:
+    /// requests that still arrive during an announced cooldown.
+    Cooldown(cooldown::CooldownBench),
     /// Seeding a generated Nasdaq symbol directory of 10,000 securities:
     /// wall time and statements of a first seed, an unchanged rerun and a
     /// rerun with churn.
@@ -62,6 +67,7 @@ pub async fn run(
     let report = match command {
         BenchCommand::Budget(args) => serde_json::to_value(budget::run(settings, args).await?),
         BenchCommand::Catalog(args) => serde_json::to_value(catalog::run(settings, args).await?),
+        BenchCommand::Cooldown(args) => serde_json::to_value(cooldown::run(settings, args).await?),
         BenchCommand::Daemon(args) => serde_json::to_value(daemon::run(settings, args).await?),
         BenchCommand::Events(args) => serde_json::to_value(events::run(settings, args).await?),
         BenchCommand::Ingest(args) => serde_json::to_value(ingest::run(settings, args).await?),

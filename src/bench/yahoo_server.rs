@@ -3,6 +3,7 @@
 //! `local_http`: the answer is one prebuilt buffer written as is, so the
 //! server costs the drain it measures as little as possible.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -14,10 +15,11 @@ use super::BenchError;
 /// Daily bars in every answer.
 pub const BARS: usize = 252;
 
-/// When each request arrived.
+/// When each request arrived, and when each refusal was sent.
 #[derive(Debug, Default)]
 pub struct RequestLog {
     arrivals: Mutex<Vec<Instant>>,
+    refusals: Mutex<Vec<Instant>>,
 }
 
 impl RequestLog {
@@ -28,11 +30,27 @@ impl RequestLog {
             .push(Instant::now());
     }
 
+    fn note_refusal(&self) {
+        self.refusals
+            .lock()
+            .expect("request log")
+            .push(Instant::now());
+    }
+
     /// Arrivals so far, in order.
     pub fn arrivals(&self) -> Vec<Instant> {
         self.arrivals.lock().expect("request log").clone()
     }
+
+    /// When each 429 was sent, in order.
+    pub fn refusals(&self) -> Vec<Instant> {
+        self.refusals.lock().expect("request log").clone()
+    }
 }
+
+/// Yahoo's usual refusal: a 429 without Retry-After.
+const REFUSAL: &[u8] = b"HTTP/1.1 429 Too Many Requests\r\ncontent-type: text/plain\r\n\
+content-length: 19\r\n\r\nToo Many Requests\r\n";
 
 /// A local HTTP/1.1 server answering every request at once with Yahoo's
 /// chart for a NASDAQ stock: 252 daily bars ending late 2024. Returns its
@@ -41,6 +59,16 @@ impl RequestLog {
 pub async fn serve_year(
     log: Option<Arc<RequestLog>>,
 ) -> Result<(url::Url, Vec<NaiveDate>), BenchError> {
+    serve_year_refusing(log, None).await
+}
+
+/// [`serve_year`], answering every `refuse_every`-th request (counted over
+/// all connections) with Yahoo's 429 instead.
+pub async fn serve_year_refusing(
+    log: Option<Arc<RequestLog>>,
+    refuse_every: Option<u64>,
+) -> Result<(url::Url, Vec<NaiveDate>), BenchError> {
+    let served = Arc::new(AtomicU64::new(0));
     let days: Vec<NaiveDate> = NaiveDate::from_ymd_opt(2024, 1, 2)
         .expect("date")
         .iter_days()
@@ -64,6 +92,7 @@ pub async fn serve_year(
         while let Ok((mut socket, _)) = listener.accept().await {
             let response = response.clone();
             let log = log.clone();
+            let served = served.clone();
             tokio::spawn(async move {
                 let _ = socket.set_nodelay(true);
                 let mut buf = vec![0u8; 8192];
@@ -78,8 +107,14 @@ pub async fn serve_year(
                         if let Some(log) = &log {
                             log.note();
                         }
-                        if socket.write_all(&response).await.is_err() {
+                        let n = served.fetch_add(1, Ordering::Relaxed) + 1;
+                        let refuse = refuse_every.is_some_and(|every| n.is_multiple_of(every));
+                        let answer: &[u8] = if refuse { REFUSAL } else { &response };
+                        if socket.write_all(answer).await.is_err() {
                             return;
+                        }
+                        if let (true, Some(log)) = (refuse, &log) {
+                            log.note_refusal();
                         }
                         buf.copy_within(end + 4..filled, 0);
                         filled -= end + 4;
