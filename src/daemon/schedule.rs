@@ -111,18 +111,28 @@ pub fn longest_gap(cron: Option<&str>, interval_minutes: u32, from: DateTime<Utc
     let Ok(cron) = parsed else {
         return interval;
     };
+    // Gaps between firings only: the wait from `from` to the first one is
+    // not a gap between two ticks. Whole seconds, as the firings are.
+    // (croner's own iterator skips every other second of an every-second
+    // expression, so each firing is asked for afresh.)
+    let from = from.duration_trunc(TimeDelta::seconds(1)).unwrap_or(from);
+    let Ok(mut last) = cron.find_next_occurrence(&from, false) else {
+        // An expression that never fires (February 30th): the horizon, so
+        // the alert still has a bound.
+        return GAP_HORIZON.to_std().unwrap_or(interval);
+    };
     let mut longest = TimeDelta::zero();
-    let mut last = from;
-    for at in cron.iter_after(from).take(GAP_FIRES) {
+    for _ in 0..GAP_FIRES {
+        let Ok(at) = cron.find_next_occurrence(&last, false) else {
+            break;
+        };
         longest = longest.max(at - last);
         last = at;
         if at - from > GAP_HORIZON {
             break;
         }
     }
-    // An expression that never fires in the horizon (February 30th): the
-    // whole horizon, so the alert still has a bound.
-    if last == from {
+    if longest.is_zero() {
         longest = GAP_HORIZON;
     }
     longest.to_std().unwrap_or(interval)
@@ -175,13 +185,24 @@ mod tests {
             (None, 1440, 86_400),
             (Some("*/5 * * * *"), 15, 5 * 60),
             (Some("*/10 * * * * *"), 15, 10),
+            (Some("* * * * * *"), 15, 1),
             // 14:00..20:55 every 5 minutes on weekdays: Friday 20:55 to Monday 14:00.
-            (Some("*/5 14-20 * * 1-5"), 15, (2 * 86_400) + (17 * 3600) + (5 * 60)),
+            (
+                Some("*/5 14-20 * * 1-5"),
+                15,
+                (2 * 86_400) + (17 * 3600) + (5 * 60),
+            ),
             (Some("0 0 30 2 *"), 15, 8 * 86_400),
         ];
         for (cron, interval, secs) in cases {
             assert_eq!(
                 longest_gap(cron, interval, from),
+                Duration::from_secs(secs),
+                "{cron:?} every {interval}"
+            );
+            // Mid-second, as the daemon asks at start.
+            assert_eq!(
+                longest_gap(cron, interval, from + TimeDelta::milliseconds(400)),
                 Duration::from_secs(secs),
                 "{cron:?} every {interval}"
             );
