@@ -130,6 +130,28 @@ fn dashboard_queries() -> Vec<String> {
     queries
 }
 
+/// Every HTTP path the deployment asks of a process: the Kubernetes probes
+/// and the ServiceMonitor (`path: /…`), the image's HEALTHCHECK (`GET /…`).
+fn probed_paths() -> BTreeSet<String> {
+    let mut texts = vec![std::fs::read_to_string(repo("deploy/Dockerfile")).unwrap()];
+    for entry in std::fs::read_dir(repo("deploy/kubernetes")).unwrap() {
+        texts.push(std::fs::read_to_string(entry.unwrap().path()).unwrap());
+    }
+    let mut paths = BTreeSet::new();
+    for text in &texts {
+        for marker in ["path: /", "GET /"] {
+            for (at, _) in text.match_indices(marker) {
+                let path: String = text[at + marker.len() - 1..]
+                    .chars()
+                    .take_while(|c| !c.is_whitespace() && !matches!(c, ',' | '}' | '\''))
+                    .collect();
+                paths.insert(path);
+            }
+        }
+    }
+    paths
+}
+
 async fn scrape(url: &str) -> String {
     let response = reqwest::get(format!("{url}/metrics")).await.unwrap();
     assert_eq!(response.status(), 200);
@@ -286,6 +308,19 @@ async fn a_worker_and_a_daemon_on_the_market_subcommand_serve_every_metric_alert
         "queried by the alerts or the dashboard but in no scrape: {missing:?}\n\
          worker:\n{worker_scrape}\ndaemon:\n{daemon_scrape}"
     );
+    // What the kubelet, Prometheus and Docker will ask, both processes
+    // answer (a wrong probe path would restart every pod).
+    let paths = probed_paths();
+    assert!(
+        paths.contains("/health") && paths.contains("/health/ready") && paths.contains("/metrics"),
+        "{paths:?}"
+    );
+    for url in [&worker_url, &daemon_url] {
+        for path in &paths {
+            let status = reqwest::get(format!("{url}{path}")).await.unwrap().status();
+            assert_eq!(status, 200, "{url}{path}");
+        }
+    }
     promtool_check(&worker_scrape).await;
     promtool_check(&daemon_scrape).await;
     for (scrape, held) in [(&daemon_scrape, "1"), (&worker_scrape, "")] {
