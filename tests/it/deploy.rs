@@ -8,6 +8,7 @@
 //! `.ci/check-deploy` checks the files themselves (promtool, YAML, schemas).
 
 use crate::common;
+use crate::events_common::trade;
 use crate::ops_cli::{promtool_check, tool};
 
 use std::collections::BTreeSet;
@@ -213,14 +214,8 @@ async fn a_worker_and_a_daemon_on_the_market_subcommand_serve_every_metric_alert
     pricekeeper::demo::script::write_transactions(&db.pool)
         .await
         .unwrap();
-    sqlx::query(
-        "INSERT INTO portfolio_transactions (portfolio_id, asset_id, side, quantity, price, executed_at)
-         VALUES (gen_random_uuid(), $1, 'buy', 1, 10, now() - interval '30 days')",
-    )
-    .bind(unlisted)
-    .execute(&db.pool)
-    .await
-    .unwrap();
+    let bought = (chrono::Utc::now() - chrono::TimeDelta::days(30)).to_rfc3339();
+    trade(&db.pool, uuid::Uuid::new_v4(), unlisted, "buy", 1, &bought).await;
 
     let env = [
         ("DATABASE_URL", db.url()),
