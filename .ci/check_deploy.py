@@ -12,6 +12,9 @@
   container port, the Service, PodDisruptionBudgets and ServiceMonitor
   select pods that exist, the HPA scales a Deployment, terminationGrace
   exceeds the shutdown grace;
+- the compose stack's mounts exist, Prometheus scrapes its services on the
+  port they listen on and loads the mounted rules, Grafana's data source and
+  dashboards are where compose puts them;
 - `docker compose config` on the compose files, where a Docker engine runs.
 
 That the probe paths answer and that every metric the alerts and the
@@ -201,6 +204,49 @@ def check_references(found):
     print("ok: probes, ports, selectors, the HPA's target and the grace periods agree")
 
 
+def check_compose_references():
+    """What `docker compose config` cannot see: the files the compose stack
+    mounts exist, and Prometheus and Grafana point at what compose runs."""
+    with open(os.path.join(DEPLOY, "compose.yaml")) as f:
+        compose = yaml.safe_load(f)
+    services = compose["services"]
+    mounts = {}  # container path -> source on disk, per service
+    for name, service in services.items():
+        for volume in service.get("volumes", []):
+            source, target = volume.split(":")[:2]
+            if source.startswith("."):
+                path = os.path.normpath(os.path.join(DEPLOY, source))
+                if not os.path.exists(path):
+                    fail(f"compose.yaml: {name} mounts {source}, which does not exist")
+                mounts.setdefault(name, {})[target] = path
+    with open(os.path.join(DEPLOY, "prometheus", "prometheus.yaml")) as f:
+        prometheus = yaml.safe_load(f)
+    config_dir = os.path.dirname(
+        next(a for a in services["prometheus"]["command"] if a.startswith("--config.file=")).split("=", 1)[1]
+    )
+    for rule_file in prometheus.get("rule_files", []):
+        if os.path.join(config_dir, rule_file) not in mounts.get("prometheus", {}):
+            fail(f"prometheus.yaml loads {rule_file}, which compose does not mount into {config_dir}")
+    for job in prometheus["scrape_configs"]:
+        for sd in job.get("dns_sd_configs", []):
+            for target in sd["names"]:
+                env = services.get(target, {}).get("environment", {})
+                if target not in services:
+                    fail(f"prometheus.yaml scrapes {target}, not a compose service")
+                elif not str(env.get("PRICEKEEPER_HTTP_ADDR", "")).endswith(f":{sd['port']}"):
+                    fail(f"prometheus.yaml scrapes {target}:{sd['port']}, it listens on {env.get('PRICEKEEPER_HTTP_ADDR')}")
+    with open(os.path.join(DEPLOY, "grafana", "provisioning", "datasources", "prometheus.yaml")) as f:
+        for source in yaml.safe_load(f)["datasources"]:
+            host = source["url"].split("//", 1)[1].split(":")[0]
+            if host not in services:
+                fail(f"Grafana's data source {source['url']} is not a compose service")
+    with open(os.path.join(DEPLOY, "grafana", "provisioning", "dashboards", "pricekeeper.yaml")) as f:
+        for provider in yaml.safe_load(f)["providers"]:
+            if provider["options"]["path"] not in mounts.get("grafana", {}):
+                fail(f"Grafana loads dashboards from {provider['options']['path']}, which compose does not mount")
+    print("ok: compose mounts exist; Prometheus and Grafana point at compose's services")
+
+
 def check_compose():
     docker = shutil.which("docker")
     engine = docker and subprocess.run([docker, "info"], capture_output=True).returncode == 0
@@ -220,6 +266,7 @@ def main():
     found = resources()
     check_schemas(found)
     check_references(found)
+    check_compose_references()
     check_compose()
     if failures:
         print(f"check_deploy: {len(failures)} problem(s)", file=sys.stderr)
