@@ -7,6 +7,7 @@
 //! blank line, and keep-alive connections are served until the client
 //! closes them.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,7 +52,13 @@ pub trait Handler: Send + Sync + 'static {
 /// Serves `handler` on `127.0.0.1` at a free port until the runtime ends;
 /// returns the base URL.
 pub async fn serve(handler: Arc<dyn Handler>) -> std::io::Result<url::Url> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    serve_on(SocketAddr::from(([127, 0, 0, 1], 0)), handler).await
+}
+
+/// Serves `handler` on `addr` (port 0: any free one) until the runtime
+/// ends; returns the base URL, with the port bound.
+pub async fn serve_on(addr: SocketAddr, handler: Arc<dyn Handler>) -> std::io::Result<url::Url> {
+    let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
         while let Ok((socket, _)) = listener.accept().await {

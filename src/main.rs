@@ -11,6 +11,7 @@ use pricekeeper::catalog::settings::{CatalogSettings, RefreshSettings};
 use pricekeeper::commands::calendar::{self, CalendarArgs};
 use pricekeeper::commands::fetch::{self, FetchArgs, QuoteArgs};
 use pricekeeper::commands::jobs::{self, JobsCommand};
+use pricekeeper::commands::market::{self, MarketArgs};
 use pricekeeper::commands::prices::{self, PricesArgs};
 use pricekeeper::commands::status::{self, StatusArgs};
 use pricekeeper::config::{DbSettings, Global, Settings};
@@ -153,6 +154,14 @@ enum Command {
         #[command(flatten)]
         settings: Settings,
     },
+    /// Serve the demo's simulated market over HTTP (no database), for a
+    /// deployment without internet: point PRICEKEEPER_YAHOO_URL,
+    /// PRICEKEEPER_BINANCE_URL and PRICEKEEPER_COINGECKO_URL at it.
+    ///
+    /// Answers as Yahoo, Binance and CoinGecko do, in their formats, for the
+    /// demo catalog's instruments (sql/demo_catalog.sql), with a few 429s and
+    /// 5xx on purpose. Runs until SIGINT/SIGTERM.
+    Market(MarketArgs),
     /// Print validated bars for one symbol from one provider (no database).
     ///
     /// JSON (an array of objects) or CSV on stdout; rejected rows, flagged
@@ -285,6 +294,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
         Command::Calendar(args) => return Ok(calendar::calendar(args)),
+        Command::Market(args) => {
+            let cancel =
+                shutdown::on_signal(Duration::from_secs(2), || "the simulated market".to_owned());
+            market::serve(&args, cancel.cancelled()).await?;
+        }
         Command::Fetch(args) => return Ok(fetch::fetch(args).await),
         Command::Quote(args) => return Ok(fetch::quote(args).await),
         Command::Status { args, settings } => return Ok(status::status(&settings, args).await),

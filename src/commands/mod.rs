@@ -4,5 +4,6 @@
 pub mod calendar;
 pub mod fetch;
 pub mod jobs;
+pub mod market;
 pub mod prices;
 pub mod status;

@@ -222,6 +222,7 @@ impl Leadership {
             if let Err(e) = self.step().await {
                 tracing::warn!(error = %e, "leader lease round failed; will retry");
             }
+            crate::ops::metrics::record_lease(&self.role, self.current().is_some());
             let wake = match self.current() {
                 // Wake at the deadline too, to step down on time should
                 // renewals keep failing.
@@ -233,6 +234,7 @@ impl Leadership {
                 () = tokio::time::sleep_until(wake) => {}
             }
         }
+        crate::ops::metrics::record_lease(&self.role, false);
         if let Some(term) = self.state.send_replace(None) {
             match resign(&self.pool, &self.role, self.holder, term.number).await {
                 Ok(true) => tracing::info!(term = term.number, "resigned the leader lease"),

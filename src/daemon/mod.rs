@@ -129,6 +129,11 @@ impl Daemon {
         self.report_unknown_exchanges().await?;
         let (fires, mut fired) = mpsc::channel(4);
         let mut scheduler = schedule::start(self.cron.as_deref(), fires).await?;
+        crate::ops::metrics::record_tick_interval(schedule::longest_gap(
+            self.cron.as_deref(),
+            self.interval_minutes,
+            Utc::now(),
+        ));
         let leadership = tokio::spawn(self.leadership.clone().run(cancel.clone()));
         tracing::info!(
             interval_minutes = self.interval_minutes,

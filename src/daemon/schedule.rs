@@ -9,7 +9,10 @@
 //! (so every daemon agrees on the slots, whatever the interval), and the
 //! check for session closes.
 
+use std::time::Duration;
+
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use croner::parser::{CronParser, Seconds};
 use tokio::sync::mpsc;
 use tokio_cron_scheduler::{Job, JobScheduler};
 
@@ -84,6 +87,57 @@ pub async fn start(
     Ok(scheduler)
 }
 
+/// How far the schedule looks ahead for its longest gap: a week holds every
+/// weekday pattern. Fires beyond [`GAP_FIRES`] are not looked at (an
+/// every-second expression has no long gap to find).
+const GAP_HORIZON: TimeDelta = TimeDelta::days(8);
+const GAP_FIRES: usize = 50_000;
+
+/// The longest wait between two refresh ticks from `from` on: the interval,
+/// or the longest gap between a cron expression's firings in the next
+/// week (a weekday-only cron waits over the weekend). What "no tick for
+/// two intervals" is measured against.
+pub fn longest_gap(cron: Option<&str>, interval_minutes: u32, from: DateTime<Utc>) -> Duration {
+    let interval = Duration::from_secs(u64::from(interval_minutes.max(1)) * 60);
+    let Some(expr) = cron.and_then(|raw| cron_expression(raw).ok()) else {
+        return interval;
+    };
+    // Parsed as tokio-cron-scheduler parses it, so the gaps are its gaps.
+    let parsed = CronParser::builder()
+        .seconds(Seconds::Required)
+        .dom_and_dow(true)
+        .build()
+        .parse(&expr);
+    let Ok(cron) = parsed else {
+        return interval;
+    };
+    // Gaps between firings only: the wait from `from` to the first one is
+    // not a gap between two ticks. Whole seconds, as the firings are.
+    // (croner's own iterator skips every other second of an every-second
+    // expression, so each firing is asked for afresh.)
+    let from = from.duration_trunc(TimeDelta::seconds(1)).unwrap_or(from);
+    let Ok(mut last) = cron.find_next_occurrence(&from, false) else {
+        // An expression that never fires (February 30th): the horizon, so
+        // the alert still has a bound.
+        return GAP_HORIZON.to_std().unwrap_or(interval);
+    };
+    let mut longest = TimeDelta::zero();
+    for _ in 0..GAP_FIRES {
+        let Ok(at) = cron.find_next_occurrence(&last, false) else {
+            break;
+        };
+        longest = longest.max(at - last);
+        last = at;
+        if at - from > GAP_HORIZON {
+            break;
+        }
+    }
+    if longest.is_zero() {
+        longest = GAP_HORIZON;
+    }
+    longest.to_std().unwrap_or(interval)
+}
+
 fn scheduler_error(e: tokio_cron_scheduler::JobSchedulerError) -> DaemonError {
     DaemonError::Scheduler(format!("{e:?}"))
 }
@@ -119,6 +173,39 @@ mod tests {
         ];
         for (at, interval, expected) in cases {
             assert_eq!(on_grid(t(at), interval), expected, "{at} every {interval}");
+        }
+    }
+
+    #[test]
+    fn the_longest_gap_is_the_interval_or_the_crons_longest_wait() {
+        // A Friday noon: the weekday cron's longest wait is the weekend.
+        let from = t("2025-03-07T12:00:00Z");
+        let cases = [
+            (None, 15, 15 * 60),
+            (None, 1440, 86_400),
+            (Some("*/5 * * * *"), 15, 5 * 60),
+            (Some("*/10 * * * * *"), 15, 10),
+            (Some("* * * * * *"), 15, 1),
+            // 14:00..20:55 every 5 minutes on weekdays: Friday 20:55 to Monday 14:00.
+            (
+                Some("*/5 14-20 * * 1-5"),
+                15,
+                (2 * 86_400) + (17 * 3600) + (5 * 60),
+            ),
+            (Some("0 0 30 2 *"), 15, 8 * 86_400),
+        ];
+        for (cron, interval, secs) in cases {
+            assert_eq!(
+                longest_gap(cron, interval, from),
+                Duration::from_secs(secs),
+                "{cron:?} every {interval}"
+            );
+            // Mid-second, as the daemon asks at start.
+            assert_eq!(
+                longest_gap(cron, interval, from + TimeDelta::milliseconds(400)),
+                Duration::from_secs(secs),
+                "{cron:?} every {interval}"
+            );
         }
     }
 

@@ -58,6 +58,7 @@ pub fn install() -> Result<&'static PrometheusHandle, MetricsError> {
     if metrics::set_global_recorder(recorder).is_ok() {
         let _ = HANDLE.set(handle.clone());
         describe();
+        register_at_zero();
         let upkeep = handle.clone();
         std::thread::Builder::new()
             .name("metrics-upkeep".into())
@@ -162,6 +163,29 @@ fn describe() {
         "pricekeeper_retention_deleted_rows_total",
         "Rows deleted by retention, by table."
     );
+    describe_gauge!(
+        "pricekeeper_daemon_tick_interval_seconds",
+        Unit::Seconds,
+        "The longest wait between two refresh ticks of this daemon's schedule."
+    );
+    describe_gauge!(
+        "pricekeeper_lease_held",
+        "1 while this process holds the role's leader lease (the active daemon), 0 on a standby."
+    );
+}
+
+/// Counters that alerts and dashboards take `increase()` or `rate()` of
+/// exist from the start at 0: a counter born at its first failure has no
+/// earlier sample, so Prometheus would never see that first increase.
+fn register_at_zero() {
+    counter!("pricekeeper_backfill_jobs_failed_total").increment(0);
+    for outcome in ["completed", "failed"] {
+        counter!("pricekeeper_backfill_jobs_finished_total", "outcome" => outcome).increment(0);
+    }
+    for provider in ProviderKind::ALL {
+        counter!("pricekeeper_provider_rate_limited_total", "provider" => provider.as_str())
+            .increment(0);
+    }
 }
 
 /// How a provider request ended, for the request counter's label.
@@ -235,6 +259,23 @@ pub fn record_tick(kind: &str) {
     counter!("pricekeeper_daemon_ticks_total", "kind" => kind).increment(1);
 }
 
+/// Set once by a daemon at start: how long its schedule may leave between
+/// two refresh ticks (the interval, or a cron expression's longest gap), so
+/// an alert can say "no tick for two intervals" whatever the schedule.
+/// Its tick counters start at 0 here too, for the same reason as above.
+pub fn record_tick_interval(every: Duration) {
+    gauge!("pricekeeper_daemon_tick_interval_seconds").set(every.as_secs_f64());
+    for kind in ["refresh", "close"] {
+        counter!("pricekeeper_daemon_ticks_total", "kind" => kind).increment(0);
+    }
+}
+
+/// Whether this process holds `role`'s leader lease now; the cluster-wide
+/// `pricekeeper_daemon_leader` says whether anyone does, this says who.
+pub fn record_lease(role: &str, held: bool) {
+    gauge!("pricekeeper_lease_held", "role" => role.to_owned()).set(f64::from(u8::from(held)));
+}
+
 pub fn record_retention(table: &'static str, rows: u64) {
     counter!("pricekeeper_retention_deleted_rows_total", "table" => table).increment(rows);
 }
@@ -274,6 +315,32 @@ pub fn render(handle: &PrometheusHandle, s: &Snapshot, sources: &[Source]) -> St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counters_alerts_count_on_and_the_daemon_gauges_are_in_a_scrape() {
+        let handle = install().unwrap();
+        record_tick_interval(Duration::from_secs(900));
+        record_lease("daemon", true);
+        let text = handle.render();
+        // Other tests of this binary may count a failure meanwhile: the
+        // series must be there, at whatever value.
+        for series in [
+            "pricekeeper_backfill_jobs_failed_total ",
+            "pricekeeper_backfill_jobs_finished_total{outcome=\"completed\"} ",
+            "pricekeeper_provider_rate_limited_total{provider=\"coingecko\"} ",
+            "pricekeeper_daemon_ticks_total{kind=\"close\"} ",
+            "pricekeeper_daemon_tick_interval_seconds 900\n",
+            "pricekeeper_lease_held{role=\"daemon\"} 1\n",
+        ] {
+            assert!(text.contains(series), "{series:?} missing:\n{text}");
+        }
+        record_lease("daemon", false);
+        assert!(
+            handle
+                .render()
+                .contains("pricekeeper_lease_held{role=\"daemon\"} 0\n")
+        );
+    }
 
     #[test]
     fn request_outcomes_follow_the_status_code() {

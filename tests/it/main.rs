@@ -18,6 +18,7 @@ mod daemon_failover;
 mod daemon_tick;
 mod demo;
 mod demo_market;
+mod deploy;
 mod e2e;
 mod embedded_pg;
 mod events;

@@ -30,7 +30,7 @@ fn bin() -> Command {
 }
 
 /// A tool a test needs, or a failure that names the Debian package.
-fn tool(name: &str, package: &str) -> String {
+pub(crate) fn tool(name: &str, package: &str) -> String {
     match std::process::Command::new("sh")
         .args(["-c", &format!("command -v {name}")])
         .output()
@@ -40,7 +40,7 @@ fn tool(name: &str, package: &str) -> String {
     }
 }
 
-async fn promtool_check(text: &str) {
+pub(crate) async fn promtool_check(text: &str) {
     let promtool = tool("promtool", "prometheus");
     let mut child = Command::new(promtool)
         .args(["check", "metrics"])

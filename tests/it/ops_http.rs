@@ -603,5 +603,11 @@ async fn a_client_that_never_finishes_its_headers_is_dropped_and_others_are_serv
     let mut buf = Vec::new();
     let closed = tokio::time::timeout(Duration::from_secs(60), slow.read_to_end(&mut buf)).await;
     assert!(closed.is_ok(), "the slow client was never dropped");
-    assert_eq!(ops.get("/health").await.0, 200);
+    // A new connection: the first GET's idle keep-alive connection met the
+    // same header deadline meanwhile, and reusing it raced the server
+    // closing it (IncompleteMessage, about one run in three under load).
+    let fresh = reqwest::get(format!("http://{}/health", ops.addr))
+        .await
+        .unwrap();
+    assert_eq!(fresh.status(), 200);
 }
