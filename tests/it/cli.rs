@@ -236,3 +236,33 @@ fn an_api_key_that_cannot_be_a_header_is_a_configuration_error() {
     assert!(err.contains("COINGECKO_API_KEY"), "{err}");
     assert!(!err.contains("secret"), "{err}");
 }
+
+/// Managed PostgreSQL services require TLS: `sslmode=require` in
+/// DATABASE_URL reaches the server encrypted, through the binary as
+/// through the library. Skipped (and said so) where the server has no TLS.
+#[tokio::test]
+async fn a_database_url_asking_for_tls_is_reached_over_tls() {
+    use sqlx::Connection;
+    let db = common::test_db().await;
+    let ssl: String = sqlx::query_scalar("SHOW ssl")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    if ssl != "on" {
+        eprintln!("skipped: this PostgreSQL server has ssl = {ssl}");
+        return;
+    }
+    let sep = if db.url().contains('?') { '&' } else { '?' };
+    let url = format!("{}{sep}sslmode=require", db.url());
+
+    let status = pricekeeper(&["status"], &[("DATABASE_URL", &url)]);
+    assert!(status.status.success(), "{}", stderr(&status));
+
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    let encrypted: bool =
+        sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert!(encrypted);
+}
