@@ -15,4 +15,4 @@ jobs AS (
 )
 SELECT jobs.id
 FROM jobs
-CROSS JOIN LATERAL pg_notify('pricekeeper_jobs', jobs.id::text) AS notified
+CROSS JOIN LATERAL pricekeeper_wake_workers(jobs.id) AS notified

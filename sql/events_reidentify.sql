@@ -28,7 +28,7 @@ jobs AS (
     RETURNING id, asset_id
 ),
 woken AS (
-    SELECT jobs.asset_id, pg_notify('pricekeeper_jobs', jobs.id::text)
+    SELECT jobs.asset_id, pricekeeper_wake_workers(jobs.id)
     FROM jobs
 )
 SELECT c.asset_id,

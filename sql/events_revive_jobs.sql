@@ -32,4 +32,4 @@ revived AS (
 )
 SELECT revived.id
 FROM revived
-CROSS JOIN LATERAL pg_notify('pricekeeper_jobs', revived.id::text) AS notified
+CROSS JOIN LATERAL pricekeeper_wake_workers(revived.id) AS notified

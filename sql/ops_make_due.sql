@@ -18,5 +18,5 @@ WITH woken AS (
 SELECT w.id, a.symbol, a.exchange, w.start_date, w.end_date, w.was
 FROM woken w
 JOIN assets a ON a.id = w.asset_id
-CROSS JOIN LATERAL pg_notify('pricekeeper_jobs', w.id::text) AS notified
+CROSS JOIN LATERAL pricekeeper_wake_workers(w.id) AS notified
 ORDER BY w.id

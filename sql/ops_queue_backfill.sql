@@ -19,5 +19,5 @@ chosen AS (
 )
 SELECT c.id, c.created
 FROM chosen c
-CROSS JOIN LATERAL pg_notify('pricekeeper_jobs', c.id::text) AS woken
+CROSS JOIN LATERAL pricekeeper_wake_workers(c.id) AS woken
 LIMIT 1

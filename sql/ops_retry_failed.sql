@@ -23,4 +23,4 @@ WITH retried AS (
 )
 SELECT count(*) AS retried
 FROM retried
-CROSS JOIN LATERAL pg_notify('pricekeeper_jobs', retried.id::text) AS woken;
+CROSS JOIN LATERAL pricekeeper_wake_workers(retried.id) AS woken;

@@ -25,5 +25,5 @@ WITH retried AS (
 SELECT r.id, a.symbol, a.exchange, r.start_date, r.end_date, 'failed' AS was
 FROM retried r
 JOIN assets a ON a.id = r.asset_id
-CROSS JOIN LATERAL pg_notify('pricekeeper_jobs', r.id::text) AS woken
+CROSS JOIN LATERAL pricekeeper_wake_workers(r.id) AS woken
 ORDER BY r.id

@@ -62,4 +62,4 @@ revived AS (
 )
 SELECT revived.id
 FROM revived
-CROSS JOIN LATERAL pg_notify('pricekeeper_jobs', revived.id::text) AS woken
+CROSS JOIN LATERAL pricekeeper_wake_workers(revived.id) AS woken

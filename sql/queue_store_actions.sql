@@ -39,5 +39,5 @@ queued AS (
         DO NOTHING
     RETURNING id
 )
-SELECT id, pg_notify('pricekeeper_jobs', id::text) IS NULL AS notified
+SELECT id, pricekeeper_wake_workers(id) IS NULL AS notified
 FROM queued

@@ -34,6 +34,12 @@ pub struct CatchUp {
     pub seconds: f64,
     pub events_per_sec: f64,
     pub batch_size: u32,
+    /// Backfill jobs the catch-up queued.
+    pub jobs_queued: i64,
+    /// Wake-ups a listening worker process received meanwhile.
+    pub wakeups: u64,
+    /// wakeups / jobs_queued: every worker process is woken by each.
+    pub wakeups_per_job: f64,
 }
 
 pub async fn run(settings: &Settings, args: &EventsBench) -> Result<EventsReport, BenchError> {
@@ -101,6 +107,11 @@ async fn measure(
     .execute(pool)
     .await?;
 
+    let jobs_before = queued(pool).await?;
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(JOBS_CHANNEL).await?;
+    let listening = CancellationToken::new();
+    let wakeups = tokio::spawn(count_wakeups(listener, listening.clone()));
     let cancel = CancellationToken::new();
     let started = Instant::now();
     let handle = tokio::spawn(Orchestrator::new(pool.clone(), settings).run(cancel.clone()));
@@ -122,6 +133,11 @@ async fn measure(
     let seconds = started.elapsed().as_secs_f64();
     cancel.cancel();
     let _ = handle.await;
+    let jobs_queued = queued(pool).await? - jobs_before;
+    listening.cancel();
+    let wakeups = wakeups
+        .await
+        .map_err(|e| BenchError::Stalled(e.to_string()))??;
 
     Ok(EventsReport {
         write_to_job: Percentiles::of(samples),
@@ -130,6 +146,33 @@ async fn measure(
             seconds: round3(seconds),
             events_per_sec: (args.backlog as f64 / seconds).round(),
             batch_size: settings.event_batch_size,
+            jobs_queued,
+            wakeups,
+            wakeups_per_job: round3(wakeups as f64 / jobs_queued.max(1) as f64),
         },
     })
+}
+
+async fn queued(pool: &sqlx::PgPool) -> Result<i64, BenchError> {
+    Ok(sqlx::query_scalar("SELECT count(*) FROM backfill_queue")
+        .fetch_one(pool)
+        .await?)
+}
+
+/// Counts the job notifications a worker's listener receives until
+/// `stop`, reading them as they come so none queue up on the server.
+async fn count_wakeups(
+    mut listener: PgListener,
+    stop: CancellationToken,
+) -> Result<u64, BenchError> {
+    let mut n = 0;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return Ok(n),
+            got = listener.recv() => {
+                got?;
+                n += 1;
+            }
+        }
+    }
 }

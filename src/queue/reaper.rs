@@ -17,7 +17,6 @@ use sqlx::{PgExecutor, PgPool};
 use tokio_util::sync::CancellationToken;
 
 use super::{Clock, JobId, JobStatus};
-use crate::events::JOBS_CHANNEL;
 
 /// Returns expired leases to `pending` (or `failed` when attempts are used
 /// up); at most `limit` per call. Rows being finished by their worker right
@@ -61,11 +60,10 @@ pub async fn reap_expired(
          )
          SELECT reaped.id, reaped.status
          FROM reaped
-         CROSS JOIN LATERAL pg_notify($3, reaped.id::text) AS woken",
+         CROSS JOIN LATERAL pricekeeper_wake_workers(reaped.id) AS woken",
     )
     .bind(now)
     .bind(limit)
-    .bind(JOBS_CHANNEL)
     .fetch_all(db)
     .await
 }

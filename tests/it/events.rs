@@ -59,15 +59,11 @@ async fn first_buy_tracks_the_asset_and_queues_a_year_before_it() {
     .unwrap();
     assert!(first <= last);
 
-    let job_id: i64 = sqlx::query_scalar("SELECT id FROM backfill_queue")
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
     let note = tokio::time::timeout(Duration::from_secs(5), jobs_channel.recv())
         .await
         .expect("idle workers are woken")
         .unwrap();
-    assert_eq!(note.payload(), job_id.to_string());
+    assert_eq!(note.payload(), "due");
 
     let (status, max_attempts): (String, i32) =
         sqlx::query_as("SELECT status::text, max_attempts FROM backfill_queue")
@@ -75,6 +71,61 @@ async fn first_buy_tracks_the_asset_and_queues_a_year_before_it() {
             .await
             .unwrap();
     assert_eq!((status.as_str(), max_attempts), ("pending", 5));
+}
+
+/// A batch of events that queues many jobs wakes each worker once, not
+/// once per job; a batch that queues none wakes nobody.
+#[tokio::test]
+async fn a_batch_queueing_many_jobs_wakes_the_workers_once() {
+    let db = test_db().await;
+    let mut jobs_channel = PgListener::connect(db.url()).await.unwrap();
+    jobs_channel.listen("pricekeeper_jobs").await.unwrap();
+    for symbol in ["A1", "A2", "A3", "A4", "A5"] {
+        let asset = insert_stock(&db.pool, symbol).await;
+        trade(
+            &db.pool,
+            Uuid::new_v4(),
+            asset,
+            "buy",
+            1,
+            "2026-03-10T15:00:00Z",
+        )
+        .await;
+    }
+    let applied = orchestrator(&db).drain().await.unwrap();
+    assert_eq!(applied.jobs_queued, 5);
+
+    let mut wakeups = 0;
+    while let Ok(note) = tokio::time::timeout(Duration::from_millis(300), jobs_channel.recv()).await
+    {
+        note.unwrap();
+        wakeups += 1;
+    }
+    assert_eq!(wakeups, 1, "one wake-up for the five jobs");
+
+    // A second buy of a held asset, no earlier than the first, queues
+    // nothing and wakes nobody.
+    let held: i64 = sqlx::query_scalar("SELECT min(asset_id) FROM tracked_assets")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    trade(
+        &db.pool,
+        Uuid::new_v4(),
+        held,
+        "buy",
+        1,
+        "2026-03-11T15:00:00Z",
+    )
+    .await;
+    let applied = orchestrator(&db).drain().await.unwrap();
+    assert_eq!((applied.events, applied.jobs_queued), (1, 0));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), jobs_channel.recv())
+            .await
+            .is_err(),
+        "no job, no wake-up"
+    );
 }
 
 #[tokio::test]
