@@ -13,10 +13,10 @@ use std::str::FromStr;
 use chrono::{DateTime, Duration as TimeDelta, Utc};
 use rust_decimal::Decimal;
 
-use super::ProviderKind;
 use super::error::ProviderError;
+use super::kind::ProviderKind;
 
-/// Bar length. Which ones a provider serves is in [`super::Provider::intervals`].
+/// Bar length. Each provider lists the ones it serves (its `INTERVALS`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Interval {
     M1,

@@ -8,24 +8,23 @@
 //! going, 418: an IP ban whose end is in the message).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Days, NaiveDate, NaiveTime, Timelike, Utc};
-use reqwest::header::HeaderMap;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::assemble::assemble;
 use super::bar::{History, Interval, Quote, Quotes, RawBar, decimal_from_str, from_unix_millis};
+use super::batch::batch_failure;
+use super::checks::{check_request, check_row_count, max_rows};
 use super::error::{ErrorContext, ProviderError};
-use super::http::{Endpoint, Reply, classify, history_body_cap, snippet};
+use super::http::{Call, Endpoint, EndpointConfig, Reply, classify, history_body_cap, snippet};
+use super::kind::ProviderKind;
+use super::provider::Provider;
 use super::rate_limit::RateLimiter;
 use super::symbol::Printable;
-use super::{
-    EndpointConfig, Provider, ProviderKind, assemble, batch_failure, check_request,
-    check_row_count, max_rows,
-};
 
 const INTERVALS: &[Interval] = &[
     Interval::M1,
@@ -52,8 +51,6 @@ const WEIGHT_HOLD_PERCENT: u64 = 80;
 pub struct Binance {
     endpoint: Endpoint,
     weight_limit: u32,
-    /// The last `X-MBX-USED-WEIGHT-1M` seen (for logs and tests).
-    used_weight: AtomicU32,
 }
 
 impl Binance {
@@ -61,16 +58,11 @@ impl Binance {
         Ok(Self {
             endpoint: Endpoint::new(ProviderKind::Binance, &config)?,
             weight_limit,
-            used_weight: AtomicU32::new(0),
         })
     }
 
     pub fn limiter(&self) -> &RateLimiter {
         &self.endpoint.limiter
-    }
-
-    pub fn used_weight(&self) -> u32 {
-        self.used_weight.load(Ordering::Relaxed)
     }
 
     /// Prices of `symbols` from one `ticker/price` request without a symbol
@@ -130,20 +122,17 @@ impl Binance {
         query: &[(&str, String)],
         max_body: Option<usize>,
     ) -> Result<Reply, ProviderError> {
-        let mut url = self.endpoint.url(path);
-        url.query_pairs_mut().extend_pairs(query);
-        let reply = self
-            .endpoint
-            .get_at_most(ctx, url, HeaderMap::new(), max_body)
-            .await?;
-        self.watch_weight(ctx, &reply);
-        if reply.status.is_success() {
-            Ok(reply)
-        } else {
-            Err(self
-                .endpoint
-                .note(classify_binance(ctx, &reply, Utc::now())))
-        }
+        let call = Call {
+            max_body,
+            ..Call::new(path, query)
+        };
+        self.endpoint
+            .call(ctx, call, |ctx, reply| {
+                // Every reply, errors included, tells the weight used.
+                self.watch_weight(ctx, reply);
+                (!reply.status.is_success()).then(|| classify_binance(ctx, reply, Utc::now()))
+            })
+            .await
     }
 
     fn watch_weight(&self, ctx: &ErrorContext, reply: &Reply) {
@@ -155,7 +144,6 @@ impl Binance {
         else {
             return;
         };
-        self.used_weight.store(used, Ordering::Relaxed);
         if let Some(wait) = weight_pause(used, self.weight_limit, Utc::now()) {
             tracing::info!(provider = "binance", symbol = %Printable(&ctx.symbol), used, limit = self.weight_limit,
                 wait_ms = wait.as_millis() as u64, "request weight near the budget; holding requests");
@@ -218,14 +206,6 @@ impl Binance {
 
 #[async_trait]
 impl Provider for Binance {
-    fn kind(&self) -> ProviderKind {
-        ProviderKind::Binance
-    }
-
-    fn intervals(&self) -> &'static [Interval] {
-        INTERVALS
-    }
-
     #[tracing::instrument(skip_all, fields(provider = "binance", symbol = symbol, %interval))]
     async fn history(
         &self,
@@ -301,11 +281,8 @@ impl Provider for Binance {
     async fn quotes(&self, symbols: &[String]) -> Result<Quotes, ProviderError> {
         let mut out = Quotes::default();
         for (i, batch) in symbols.chunks(TICKER_BATCH).enumerate() {
-            let before = out.quotes.len() + out.missing.len();
             if let Err(e) = self.ticker(batch, &mut out).await {
-                let answered = out.quotes.len() + out.missing.len() - before;
-                let rest = &symbols[i * TICKER_BATCH + answered..];
-                return batch_failure(out, rest, e);
+                return batch_failure(out, &symbols[i * TICKER_BATCH..], e);
             }
         }
         Ok(out)

@@ -12,9 +12,9 @@ use reqwest::{Response, StatusCode};
 
 use url::Url;
 
-use super::EndpointConfig;
 use super::error::{ErrorContext, ProviderError};
-use super::rate_limit::RateLimiter;
+use super::kind::ProviderKind;
+use super::rate_limit::{Rate, RateLimiter};
 use super::symbol::Printable;
 
 /// Yahoo answers scripts with 429s sooner than browsers.
@@ -46,10 +46,56 @@ pub fn client(timeout: Duration) -> reqwest::Result<reqwest::Client> {
         .build()
 }
 
+/// Where and how fast to call one provider.
+#[derive(Debug, Clone)]
+pub struct EndpointConfig {
+    pub base_url: Url,
+    pub rate: Rate,
+    pub timeout: Duration,
+    /// Bodies larger than this are bad data, not read to the end.
+    pub max_body: usize,
+}
+
+impl EndpointConfig {
+    /// A 10 s timeout and a 32 MiB body cap.
+    pub fn new(base_url: Url, rate: Rate) -> Self {
+        Self {
+            base_url,
+            rate,
+            timeout: Duration::from_secs(10),
+            max_body: DEFAULT_MAX_BODY,
+        }
+    }
+}
+
+/// One request under a provider's base URL: path segments (each
+/// percent-encoded), query pairs, extra headers, and a body cap tighter
+/// than the endpoint's (`None`: the endpoint's own).
+#[derive(Debug, Default)]
+pub struct Call<'a> {
+    pub path: &'a [&'a str],
+    pub query: &'a [(&'a str, String)],
+    pub headers: HeaderMap,
+    pub max_body: Option<usize>,
+}
+
+impl<'a> Call<'a> {
+    pub fn new(path: &'a [&'a str], query: &'a [(&'a str, String)]) -> Self {
+        Self {
+            path,
+            query,
+            ..Self::default()
+        }
+    }
+}
+
 /// One provider's way out: its client, its rate limiter and its base URL.
+/// Every request of every provider goes through [`Endpoint::call`] (or,
+/// for an answer read whatever its status, [`Endpoint::send`] then
+/// [`Endpoint::judged`]).
 #[derive(Debug)]
 pub struct Endpoint {
-    pub kind: super::ProviderKind,
+    pub kind: ProviderKind,
     client: reqwest::Client,
     pub limiter: RateLimiter,
     base_url: Url,
@@ -57,7 +103,7 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    pub fn new(kind: super::ProviderKind, config: &EndpointConfig) -> reqwest::Result<Self> {
+    pub fn new(kind: ProviderKind, config: &EndpointConfig) -> reqwest::Result<Self> {
         Ok(Self {
             kind,
             client: client(config.timeout)?,
@@ -65,10 +111,6 @@ impl Endpoint {
             base_url: config.base_url.clone(),
             max_body: config.max_body,
         })
-    }
-
-    pub fn base_url(&self) -> &Url {
-        &self.base_url
     }
 
     /// The base URL with `segments` appended, each percent-encoded (`^GSPC`,
@@ -81,22 +123,45 @@ impl Endpoint {
         url
     }
 
-    /// Sends a GET once the rate limiter allows it and reads the reply,
-    /// whatever its status. While a provider-ordered cooldown is in force,
-    /// nothing is sent.
-    pub async fn get(
+    /// The request path every provider uses: builds the URL, sends a GET
+    /// once the rate limiter allows it, reads the reply, and lets `judge`
+    /// (the provider's reading of statuses and error bodies) say whether
+    /// it is a failure; a failure is noted ([`Endpoint::note`]) and
+    /// returned. [`status_only`] is the judge of providers whose errors
+    /// are all in the status.
+    pub async fn call(
         &self,
         ctx: &ErrorContext,
-        url: Url,
-        headers: HeaderMap,
+        call: Call<'_>,
+        judge: impl FnOnce(&ErrorContext, &Reply) -> Option<ProviderError>,
     ) -> Result<Reply, ProviderError> {
-        self.get_at_most(ctx, url, headers, None).await
+        let mut url = self.url(call.path);
+        if !call.query.is_empty() {
+            url.query_pairs_mut().extend_pairs(call.query);
+        }
+        let reply = self.send(ctx, url, call.headers, call.max_body).await?;
+        self.judged(ctx, reply, judge)
     }
 
-    /// [`Endpoint::get`] with a tighter body cap (`None`: the endpoint's
-    /// own): a history answer is refused once it is larger than its range
-    /// could need, before it is parsed.
-    pub async fn get_at_most(
+    /// `reply`, or the failure `judge` finds in it, noted.
+    pub fn judged(
+        &self,
+        ctx: &ErrorContext,
+        reply: Reply,
+        judge: impl FnOnce(&ErrorContext, &Reply) -> Option<ProviderError>,
+    ) -> Result<Reply, ProviderError> {
+        match judge(ctx, &reply) {
+            None => Ok(reply),
+            Some(error) => Err(self.note(error)),
+        }
+    }
+
+    /// Sends a GET to `url` once the rate limiter allows it and reads the
+    /// reply, whatever its status. While a provider-ordered cooldown is in
+    /// force, nothing is sent. `max_body` may tighten the endpoint's cap: a
+    /// history answer is refused once it is larger than its range could
+    /// need, before it is parsed.
+    pub async fn send(
         &self,
         ctx: &ErrorContext,
         url: Url,
@@ -111,7 +176,7 @@ impl Endpoint {
         self.refuse_while_cooling(ctx)?;
         self.limiter.sent();
         tracing::trace!(provider = %self.kind, symbol = %Printable(&ctx.symbol), path = url.path(), "request");
-        send(ctx, self.client.get(url).headers(headers), max_body).await
+        read_reply(ctx, self.client.get(url).headers(headers), max_body).await
     }
 
     fn refuse_while_cooling(&self, ctx: &ErrorContext) -> Result<(), ProviderError> {
@@ -123,7 +188,7 @@ impl Endpoint {
 
     /// Records what an error tells about the provider (any rate limit
     /// pauses it at once, Retry-After or not) and hands it back.
-    pub fn note(&self, error: ProviderError) -> ProviderError {
+    fn note(&self, error: ProviderError) -> ProviderError {
         if let ProviderError::RateLimited { retry_after, .. } = &error {
             self.limiter.refused(*retry_after);
         }
@@ -171,7 +236,7 @@ impl Reply {
 /// Sends a request and reads the whole body (at most `max_body` bytes).
 /// Network failures and timeouts are transient; status codes are left to
 /// the caller, which knows the provider's conventions.
-pub async fn send(
+async fn read_reply(
     ctx: &ErrorContext,
     request: reqwest::RequestBuilder,
     max_body: usize,
@@ -277,6 +342,12 @@ fn error_text(e: &reqwest::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// The judge of a provider whose errors are all in the status: any
+/// non-success status is a failure, classified by [`classify`].
+pub fn status_only(ctx: &ErrorContext, reply: &Reply) -> Option<ProviderError> {
+    (!reply.status.is_success()).then(|| classify(ctx, reply))
 }
 
 /// The classification every provider shares, for a non-success status:
@@ -397,7 +468,7 @@ mod tests {
 
     #[test]
     fn statuses_classify() {
-        let ctx = ErrorContext::new(super::super::ProviderKind::Yahoo, "AAPL");
+        let ctx = ErrorContext::new(ProviderKind::Yahoo, "AAPL");
         let reply = |status: u16, retry: Option<&str>| Reply {
             status: StatusCode::from_u16(status).unwrap(),
             headers: retry.map(headers).unwrap_or_default(),

@@ -36,7 +36,7 @@ use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter as Gcra};
 use tokio::time::Instant;
 
-use super::ProviderKind;
+use super::kind::ProviderKind;
 
 /// A paused provider when the provider said nothing usable and no shared
 /// view decides (`fetch`/`quote`): long enough that a batch does not hammer.

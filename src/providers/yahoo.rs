@@ -15,7 +15,6 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use chrono_tz::Tz;
-use reqwest::header::HeaderMap;
 use rust_decimal::Decimal;
 
 mod crumb;
@@ -23,18 +22,19 @@ mod wire;
 
 use wire::{Chart, ChartEnvelope, ChartResult, Events, Meta, Period, QuoteArrays, SparkEnvelope};
 
+use super::assemble::assemble;
 use super::bar::{
     CorporateEvent, History, Interval, Quote, Quotes, RawBar, RowReader, decimal_from_volume,
     decimal_from_yahoo, from_unix_secs,
 };
+use super::batch::batch_failure;
+use super::checks::{check_request, check_row_count, max_rows};
 use super::error::{ErrorContext, ProviderError};
-use super::http::{Endpoint, Reply, classify, history_body_cap};
+use super::http::{Call, Endpoint, EndpointConfig, Reply, classify, history_body_cap};
+use super::kind::ProviderKind;
+use super::provider::Provider;
 use super::rate_limit::RateLimiter;
 use super::symbol::Printable;
-use super::{
-    EndpointConfig, Provider, ProviderKind, assemble, batch_failure, check_request,
-    check_row_count, max_rows,
-};
 
 const INTERVALS: &[Interval] = &[
     Interval::M1,
@@ -74,15 +74,12 @@ impl Yahoo {
         query: &[(&str, String)],
         max_body: Option<usize>,
     ) -> Result<ChartResult, ProviderError> {
-        let mut url = self.endpoint.url(&["v8", "finance", "chart", &ctx.symbol]);
-        url.query_pairs_mut().extend_pairs(query);
-        let reply = self
-            .endpoint
-            .get_at_most(ctx, url, HeaderMap::new(), max_body)
-            .await?;
-        if !reply.status.is_success() {
-            return Err(self.endpoint.note(classify_chart(ctx, &reply)));
-        }
+        let path = ["v8", "finance", "chart", &ctx.symbol];
+        let call = Call {
+            max_body,
+            ..Call::new(&path, query)
+        };
+        let reply = self.endpoint.call(ctx, call, judge_chart).await?;
         let envelope: ChartEnvelope = reply.json(ctx)?;
         first_result(ctx, envelope.chart)
     }
@@ -94,15 +91,13 @@ impl Yahoo {
         ctx: &ErrorContext,
         symbols: &[String],
     ) -> Result<HashMap<String, Quote>, ProviderError> {
-        let mut url = self.endpoint.url(&["v8", "finance", "spark"]);
-        url.query_pairs_mut()
-            .append_pair("symbols", &symbols.join(","))
-            .append_pair("range", "1d")
-            .append_pair("interval", "1d");
-        let reply = self.endpoint.get(ctx, url, HeaderMap::new()).await?;
-        if !reply.status.is_success() {
-            return Err(self.endpoint.note(classify_chart(ctx, &reply)));
-        }
+        let query = [
+            ("symbols", symbols.join(",")),
+            ("range", "1d".to_owned()),
+            ("interval", "1d".to_owned()),
+        ];
+        let call = Call::new(&["v8", "finance", "spark"], &query);
+        let reply = self.endpoint.call(ctx, call, judge_chart).await?;
         let envelope: SparkEnvelope = reply.json(ctx)?;
         let mut found = HashMap::new();
         for entry in envelope.spark.and_then(|s| s.result).unwrap_or_default() {
@@ -152,14 +147,6 @@ impl Yahoo {
 
 #[async_trait]
 impl Provider for Yahoo {
-    fn kind(&self) -> ProviderKind {
-        ProviderKind::Yahoo
-    }
-
-    fn intervals(&self) -> &'static [Interval] {
-        INTERVALS
-    }
-
     #[tracing::instrument(skip_all, fields(provider = "yahoo", symbol = symbol, %interval))]
     async fn history(
         &self,
@@ -195,18 +182,7 @@ impl Provider for Yahoo {
         let symbols = &self.quotes_v7(symbols, &mut out).await?;
         for (i, batch) in symbols.chunks(SPARK_BATCH).enumerate() {
             if let Err(e) = self.quote_batch(batch, &mut out).await {
-                let answered: Vec<&str> = out
-                    .quotes
-                    .iter()
-                    .map(|q| q.symbol.as_str())
-                    .chain(out.missing.iter().map(ProviderError::symbol))
-                    .collect();
-                let unanswered: Vec<String> = symbols[i * SPARK_BATCH..]
-                    .iter()
-                    .filter(|s| !answered.contains(&s.as_str()))
-                    .cloned()
-                    .collect();
-                return batch_failure(out, &unanswered, e);
+                return batch_failure(out, &symbols[i * SPARK_BATCH..], e);
             }
         }
         Ok(out)
@@ -240,6 +216,12 @@ fn check_intraday_reach(
         )));
     }
     Ok(())
+}
+
+/// The judge of chart and spark replies: any non-success status is a
+/// failure, read by [`classify_chart`].
+fn judge_chart(ctx: &ErrorContext, reply: &Reply) -> Option<ProviderError> {
+    (!reply.status.is_success()).then(|| classify_chart(ctx, reply))
 }
 
 /// A non-success chart or spark reply: `chart.error` "Not Found" is a

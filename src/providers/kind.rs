@@ -1,0 +1,56 @@
+//! The names of the providers: what settings, chains, `provider_state` rows
+//! and logs call each source.
+
+use std::fmt;
+use std::str::FromStr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
+pub enum ProviderKind {
+    Yahoo,
+    Binance,
+    #[value(name = "coingecko")]
+    CoinGecko,
+}
+
+impl ProviderKind {
+    pub const ALL: [ProviderKind; 3] = [Self::Yahoo, Self::Binance, Self::CoinGecko];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Yahoo => "yahoo",
+            Self::Binance => "binance",
+            Self::CoinGecko => "coingecko",
+        }
+    }
+}
+
+impl fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ProviderKind {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|kind| kind.as_str().eq_ignore_ascii_case(raw.trim()))
+            .ok_or_else(|| format!("unknown provider {raw:?}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_round_trip() {
+        for kind in ProviderKind::ALL {
+            assert_eq!(kind.as_str().parse::<ProviderKind>(), Ok(kind));
+        }
+        assert_eq!("CoinGecko".parse(), Ok(ProviderKind::CoinGecko));
+        assert!("nope".parse::<ProviderKind>().is_err());
+    }
+}

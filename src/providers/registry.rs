@@ -1,0 +1,243 @@
+//! The providers built from settings, and the fallback chain of each asset
+//! type.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use url::Url;
+
+use super::binance::Binance;
+use super::coingecko::CoinGecko;
+use super::http::EndpointConfig;
+use super::kind::ProviderKind;
+use super::mapping::symbol_for;
+use super::provider::Provider;
+use super::rate_limit::{self, Rate, RateLimiter};
+use super::settings;
+use super::yahoo::Yahoo;
+use crate::config::Settings;
+use crate::db::assets::{Asset, AssetType};
+
+/// The three providers built from settings, and the fallback chains.
+#[derive(Debug, Clone)]
+pub struct Providers {
+    yahoo: Arc<Yahoo>,
+    binance: Arc<Binance>,
+    coingecko: Arc<CoinGecko>,
+    crypto_chain: Vec<ProviderKind>,
+    market_chain: Vec<ProviderKind>,
+}
+
+impl Providers {
+    /// Fails only if an HTTP client cannot be built (no TLS backend).
+    pub fn from_settings(settings: &Settings) -> reqwest::Result<Self> {
+        Self::new(&settings.providers)
+    }
+
+    /// From the provider settings alone (`fetch`, `quote`).
+    pub fn new(p: &settings::ProviderSettings) -> reqwest::Result<Self> {
+        let config = |url: &Url, rate: Rate| {
+            let rate = match p.max_requests_per_minute {
+                Some(ceiling) => rate.min(Rate::per_minute(ceiling)),
+                None => rate,
+            };
+            EndpointConfig {
+                timeout: p.http_timeout,
+                ..EndpointConfig::new(url.clone(), rate)
+            }
+        };
+        let providers = Self {
+            yahoo: Arc::new(Yahoo::new(config(&p.yahoo_url, p.yahoo_rate))?),
+            binance: Arc::new(Binance::new(
+                config(&p.binance_url, p.binance_rate),
+                p.binance_weight_limit,
+            )?),
+            coingecko: Arc::new(CoinGecko::new(
+                config(
+                    &p.coingecko_url,
+                    p.coingecko_rate.unwrap_or(match p.coingecko_key() {
+                        Some(_) => settings::COINGECKO_DEMO_RATE,
+                        None => settings::COINGECKO_KEYLESS_RATE,
+                    }),
+                ),
+                p.coingecko_key().map(str::to_owned),
+                p.coingecko_vs_currency.clone(),
+            )?),
+            crypto_chain: p.crypto_chain.0.clone(),
+            market_chain: p.market_chain.0.clone(),
+        };
+        for kind in ProviderKind::ALL {
+            tracing::debug!(provider = %kind, rate = %providers.rate(kind), "provider ready");
+        }
+        Ok(providers)
+    }
+
+    pub fn get(&self, kind: ProviderKind) -> Arc<dyn Provider> {
+        match kind {
+            ProviderKind::Yahoo => self.yahoo.clone(),
+            ProviderKind::Binance => self.binance.clone(),
+            ProviderKind::CoinGecko => self.coingecko.clone(),
+        }
+    }
+
+    /// Makes `shared` the cooldown authority of every provider's limiter
+    /// (the worker's view of `provider_state`).
+    pub fn share_cooldowns(&self, shared: Arc<dyn rate_limit::SharedCooldown>) {
+        for kind in ProviderKind::ALL {
+            self.limiter(kind).share(kind, shared.clone());
+        }
+    }
+
+    /// Makes every provider's requests also take tokens from `budget`,
+    /// shared with every process using the same database.
+    pub fn share_budget(&self, budget: Arc<dyn rate_limit::SharedBudget>) {
+        for kind in ProviderKind::ALL {
+            self.limiter(kind).share_budget(kind, budget.clone());
+        }
+    }
+
+    /// Requests `kind` was sent and refused since the last call.
+    pub fn take_tally(&self, kind: ProviderKind) -> rate_limit::Tally {
+        self.limiter(kind).take_tally()
+    }
+
+    /// How long `kind` has left to cool down, as this process knows it.
+    pub fn cooldown_left(&self, kind: ProviderKind) -> Option<Duration> {
+        self.limiter(kind).cooldown_left()
+    }
+
+    fn limiter(&self, kind: ProviderKind) -> &RateLimiter {
+        match kind {
+            ProviderKind::Yahoo => self.yahoo.limiter(),
+            ProviderKind::Binance => self.binance.limiter(),
+            ProviderKind::CoinGecko => self.coingecko.limiter(),
+        }
+    }
+
+    /// Binance itself, for its all-symbols ticker.
+    pub fn binance(&self) -> &Arc<Binance> {
+        &self.binance
+    }
+
+    /// CoinGecko itself, for the catalog's `coins/markets` pages.
+    pub fn coingecko(&self) -> &Arc<CoinGecko> {
+        &self.coingecko
+    }
+
+    /// The request budget `kind` runs at (its own rate, capped by
+    /// `MAX_REQUESTS_PER_MINUTE`).
+    pub fn rate(&self, kind: ProviderKind) -> Rate {
+        self.limiter(kind).rate()
+    }
+
+    /// Providers to try for an asset type, in order.
+    pub fn chain(&self, asset_type: AssetType) -> &[ProviderKind] {
+        match asset_type {
+            AssetType::Crypto => &self.crypto_chain,
+            AssetType::Stock
+            | AssetType::Etf
+            | AssetType::Commodity
+            | AssetType::Forex
+            | AssetType::Bond => &self.market_chain,
+        }
+    }
+
+    /// The chain for `asset` with the symbol each provider knows it by,
+    /// leaving out providers that have no symbol for it.
+    pub fn candidates(&self, asset: &Asset) -> Vec<(ProviderKind, String)> {
+        self.chain(asset.asset_type)
+            .iter()
+            .filter_map(|&kind| symbol_for(asset, kind).map(|symbol| (kind, symbol)))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::NaiveDate;
+
+    use super::*;
+    use crate::providers::bar::Interval;
+    use crate::providers::mapping::tests::asset;
+
+    fn providers(args: &[&str]) -> Providers {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            settings: Settings,
+        }
+        let cli = <Cli as clap::Parser>::try_parse_from(
+            std::iter::once("pricekeeper").chain(args.iter().copied()),
+        )
+        .unwrap();
+        Providers::from_settings(&cli.settings).unwrap()
+    }
+
+    #[test]
+    fn rates_default_to_the_design_and_obey_the_ceiling() {
+        let p = providers(&[]);
+        assert_eq!(p.rate(ProviderKind::Yahoo), Rate::per_hour(2000));
+        assert_eq!(p.rate(ProviderKind::Binance), Rate::per_minute(1200));
+        // Keyless CoinGecko allows about 10/min (30/min with a Demo key).
+        assert_eq!(p.rate(ProviderKind::CoinGecko), Rate::per_minute(10));
+
+        let p = providers(&[
+            "--max-requests-per-minute",
+            "40",
+            "--yahoo-rate",
+            "10/min",
+            "--coingecko-rate",
+            "50/min",
+        ]);
+        assert_eq!(
+            p.rate(ProviderKind::Yahoo),
+            Rate::per_minute(10),
+            "already below the ceiling"
+        );
+        assert_eq!(p.rate(ProviderKind::Binance), Rate::per_minute(40));
+        assert_eq!(p.rate(ProviderKind::CoinGecko), Rate::per_minute(40));
+    }
+
+    #[test]
+    fn chains_follow_the_asset_type() {
+        let p = providers(&[]);
+        use ProviderKind::*;
+        assert_eq!(p.chain(AssetType::Crypto), [Binance, CoinGecko, Yahoo]);
+        for t in [
+            AssetType::Stock,
+            AssetType::Etf,
+            AssetType::Commodity,
+            AssetType::Forex,
+            AssetType::Bond,
+        ] {
+            assert_eq!(p.chain(t), [Yahoo], "{t:?}");
+        }
+        let p = providers(&["--crypto-chain", "coingecko,yahoo"]);
+        assert_eq!(p.chain(AssetType::Crypto), [CoinGecko, Yahoo]);
+
+        let mut btc = asset("BTC", AssetType::Crypto, Some("USD"));
+        btc.coingecko_id = Some("bitcoin".to_owned());
+        let p = providers(&[]);
+        assert_eq!(
+            p.candidates(&btc),
+            [
+                (Binance, "BTCUSDT".to_owned()),
+                (CoinGecko, "bitcoin".to_owned()),
+                (Yahoo, "BTC-USD".to_owned())
+            ]
+        );
+    }
+
+    #[test]
+    fn providers_can_be_shared_with_spawned_tasks() {
+        fn shareable<T: Send + Sync + 'static>(_: &T) {}
+        let p = providers(&[]);
+        shareable(&p);
+        let provider: Arc<dyn Provider> = p.get(ProviderKind::Binance);
+        let from = NaiveDate::from_ymd_opt(2024, 1, 1).unwrap();
+        // async_trait futures are Send: a worker can tokio::spawn them.
+        fn send<F: std::future::Future + Send>(_: F) {}
+        send(provider.history("BTCUSDT", from, from, Interval::D1));
+        send(provider.quotes(&[]));
+    }
+}
