@@ -37,7 +37,8 @@ pub enum Format {
 )]
 pub struct FetchArgs {
     /// The provider's symbol: AAPL, OCDO.L, GC=F, EURUSD=X, BTC-USD (Yahoo),
-    /// BTCUSDT (Binance), bitcoin (a CoinGecko id).
+    /// BTCUSDT (Binance), bitcoin (a CoinGecko id), XBTUSD (Kraken), BTC-USD
+    /// (Coinbase), EURUSD (Frankfurter).
     pub symbol: String,
     /// Which provider to ask.
     #[arg(long, value_enum)]
@@ -48,7 +49,8 @@ pub struct FetchArgs {
     /// Last date, YYYY-MM-DD, inclusive. Default: today (UTC).
     #[arg(long, value_parser = crate::config::date("--to"))]
     pub to: Option<NaiveDate>,
-    /// Bar length: 1m, 5m, 15m, 30m, 1h, 1d, 1wk, 1mo (CoinGecko: 1d only).
+    /// Bar length: 1m, 5m, 15m, 30m, 1h, 1d, 1wk, 1mo (CoinGecko and
+    /// Frankfurter: 1d only; Kraken up to 1wk; Coinbase up to 1d, no 30m).
     #[arg(long, default_value = "1d")]
     pub interval: Interval,
     #[arg(long, value_enum, default_value_t = Format::Json)]
@@ -60,7 +62,8 @@ pub struct FetchArgs {
 #[derive(Debug, Clone, clap::Args)]
 #[command(override_usage = "pricekeeper quote <SYMBOLS>... --provider <PROVIDER> [OPTIONS]")]
 pub struct QuoteArgs {
-    /// The provider's symbols (CoinGecko: ids).
+    /// The provider's symbols (CoinGecko: ids; Kraken: XBTUSD; Coinbase:
+    /// BTC-USD; Frankfurter: EURUSD).
     #[arg(required = true, num_args = 1..)]
     pub symbols: Vec<String>,
     /// Which provider to ask.

@@ -139,12 +139,16 @@ pub struct Bar {
 pub enum BarFlag {
     /// Close moved more than 50% from the previous bar's close. Kept, not dropped.
     Spike,
+    /// An official reference rate (the ECB's, from Frankfurter), not a
+    /// traded price: one fixing a day, no open, high, low or volume.
+    Reference,
 }
 
 impl BarFlag {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Spike => "spike",
+            Self::Reference => "reference",
         }
     }
 }

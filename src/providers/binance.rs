@@ -22,6 +22,7 @@ use super::checks::{check_request, check_row_count, max_rows};
 use super::error::{ErrorContext, ProviderError};
 use super::http::{Call, Endpoint, EndpointConfig, Reply, classify, history_body_cap, snippet};
 use super::kind::ProviderKind;
+use super::pairs::quote_currency;
 use super::provider::Provider;
 use super::rate_limit::RateLimiter;
 use super::symbol::Printable;
@@ -122,10 +123,7 @@ impl Binance {
         query: &[(&str, String)],
         max_body: Option<usize>,
     ) -> Result<Reply, ProviderError> {
-        let call = Call {
-            max_body,
-            ..Call::new(path, query)
-        };
+        let call = Call::new(path, query).at_most(max_body);
         self.endpoint
             .call(ctx, call, |ctx, reply| {
                 // Every reply, errors included, tells the weight used.
@@ -338,40 +336,6 @@ impl Kline {
     }
 }
 
-/// The ISO currency a Binance pair is priced in, from its quote asset.
-/// Dollar stablecoins count as USD: that is how portfolios value them, and
-/// they trade within a fraction of a percent of it. Pairs priced in another
-/// coin (ETHBTC) have no ISO currency.
-pub fn quote_currency(symbol: &str) -> Option<String> {
-    const QUOTES: &[(&str, &str)] = &[
-        ("FDUSD", "USD"),
-        ("USDT", "USD"),
-        ("USDC", "USD"),
-        ("BUSD", "USD"),
-        ("TUSD", "USD"),
-        ("USDP", "USD"),
-        ("EUR", "EUR"),
-        ("GBP", "GBP"),
-        ("TRY", "TRY"),
-        ("BRL", "BRL"),
-        ("JPY", "JPY"),
-        ("AUD", "AUD"),
-        ("ARS", "ARS"),
-        ("MXN", "MXN"),
-        ("PLN", "PLN"),
-        ("ZAR", "ZAR"),
-        ("UAH", "UAH"),
-        ("RON", "RON"),
-        ("COP", "COP"),
-        ("CZK", "CZK"),
-    ];
-    let symbol = symbol.to_ascii_uppercase();
-    QUOTES
-        .iter()
-        .find(|(suffix, _)| symbol.len() > suffix.len() && symbol.ends_with(suffix))
-        .map(|(_, iso)| (*iso).to_owned())
-}
-
 /// How long to hold requests after Binance reported `used` weight of
 /// `limit` this minute: from 80% on, until the minute turns (Binance's
 /// window is the calendar minute), plus a second for clock differences.
@@ -459,21 +423,6 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
-
-    #[test]
-    fn quote_assets_map_to_iso_currencies() {
-        let cases = [
-            ("BTCUSDT", Some("USD")),
-            ("ETHFDUSD", Some("USD")),
-            ("BTCEUR", Some("EUR")),
-            ("btcusdc", Some("USD")),
-            ("ETHBTC", None),
-            ("USDT", None),
-        ];
-        for (symbol, want) in cases {
-            assert_eq!(quote_currency(symbol).as_deref(), want, "{symbol}");
-        }
-    }
 
     #[test]
     fn weight_near_the_budget_holds_until_the_next_minute() {

@@ -100,11 +100,9 @@ impl CoinGecko {
         if let Some(message) = self.key_refused.get() {
             return Err(ctx.refused(message.clone()));
         }
-        let call = Call {
-            headers: self.headers.clone(),
-            max_body,
-            ..Call::new(path, query)
-        };
+        let call = Call::new(path, query)
+            .at_most(max_body)
+            .with_headers(self.headers.clone());
         let mut refused_key = false;
         let judged = self
             .endpoint

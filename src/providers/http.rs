@@ -87,6 +87,16 @@ impl<'a> Call<'a> {
             ..Self::default()
         }
     }
+
+    /// The same call with a tighter body cap (`None`: the endpoint's own).
+    pub fn at_most(self, max_body: Option<usize>) -> Self {
+        Self { max_body, ..self }
+    }
+
+    /// The same call with extra headers.
+    pub fn with_headers(self, headers: HeaderMap) -> Self {
+        Self { headers, ..self }
+    }
 }
 
 /// One provider's way out: its client, its rate limiter and its base URL.

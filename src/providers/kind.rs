@@ -6,20 +6,39 @@ use std::str::FromStr;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
 pub enum ProviderKind {
+    /// Yahoo Finance: stocks, ETFs, futures, FX, crypto (no key; AAPL, VOD.L, EURUSD=X, BTC-USD)
     Yahoo,
+    /// Binance spot: crypto (no key; BTCUSDT)
     Binance,
+    /// CoinGecko: crypto, daily closes (optional key COINGECKO_API_KEY; ids such as bitcoin)
     #[value(name = "coingecko")]
     CoinGecko,
+    /// Kraken: crypto (no key; Kraken's pairs such as XBTUSD)
+    Kraken,
+    /// Coinbase Exchange: crypto (no key; products such as BTC-USD)
+    Coinbase,
+    /// Frankfurter: ECB reference rates for FX (no key; pairs such as EURUSD)
+    Frankfurter,
 }
 
 impl ProviderKind {
-    pub const ALL: [ProviderKind; 3] = [Self::Yahoo, Self::Binance, Self::CoinGecko];
+    pub const ALL: [ProviderKind; 6] = [
+        Self::Yahoo,
+        Self::Binance,
+        Self::CoinGecko,
+        Self::Kraken,
+        Self::Coinbase,
+        Self::Frankfurter,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Yahoo => "yahoo",
             Self::Binance => "binance",
             Self::CoinGecko => "coingecko",
+            Self::Kraken => "kraken",
+            Self::Coinbase => "coinbase",
+            Self::Frankfurter => "frankfurter",
         }
     }
 }

@@ -3,6 +3,7 @@
 //! keeps the two in agreement.
 
 use super::kind::ProviderKind;
+use super::kraken;
 use crate::db::assets::{Asset, AssetType};
 use crate::exchanges;
 
@@ -10,12 +11,16 @@ use crate::exchanges;
 /// else a derivation that holds for the usual cases (Yahoo: the ticker with
 /// its exchange's suffix, `VOD.L` for VOD on XLON, none for an unknown
 /// exchange; `BTC-USD` for crypto, `EURUSD=X` for FX; Binance: `BTCUSDT` for crypto
-/// priced in USD or USDT). CoinGecko ids cannot be derived from tickers.
+/// priced in USD or USDT; Kraken: `XBTUSD`, its own coin codes; Coinbase:
+/// `BTC-USD`; Frankfurter: `EURUSD` for FX). CoinGecko ids cannot be
+/// derived from tickers.
 pub fn symbol_for(asset: &Asset, kind: ProviderKind) -> Option<String> {
     let own = match kind {
         ProviderKind::Yahoo => &asset.yahoo_symbol,
         ProviderKind::Binance => &asset.binance_symbol,
         ProviderKind::CoinGecko => &asset.coingecko_id,
+        // No catalog column: always derived.
+        ProviderKind::Kraken | ProviderKind::Coinbase | ProviderKind::Frankfurter => &None,
     };
     if let Some(own) = own.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         return Some(own.to_owned());
@@ -33,10 +38,8 @@ pub fn symbol_for(asset: &Asset, kind: ProviderKind) -> Option<String> {
         (ProviderKind::Yahoo, AssetType::Crypto) if !ticker.contains('-') => {
             Some(format!("{}-{currency}", ticker.to_ascii_uppercase()))
         }
-        (ProviderKind::Yahoo, AssetType::Forex) => {
-            let pair: String = ticker.chars().filter(char::is_ascii_alphabetic).collect();
-            (pair.len() == 6).then(|| format!("{}=X", pair.to_ascii_uppercase()))
-        }
+        (ProviderKind::Yahoo, AssetType::Forex) => fx_pair(ticker).map(|pair| format!("{pair}=X")),
+        (ProviderKind::Frankfurter, AssetType::Forex) => fx_pair(ticker),
         // The listing's own symbol: VOD on XLON is VOD.L, not the US VOD.
         (ProviderKind::Yahoo, _) => exchanges::yahoo_symbol(ticker, &asset.exchange),
         (ProviderKind::Binance, AssetType::Crypto)
@@ -44,8 +47,31 @@ pub fn symbol_for(asset: &Asset, kind: ProviderKind) -> Option<String> {
         {
             Some(format!("{}USDT", ticker.to_ascii_uppercase()))
         }
+        (ProviderKind::Kraken, AssetType::Crypto) if KRAKEN_QUOTES.contains(&currency.as_str()) => {
+            let base = ticker.to_ascii_uppercase();
+            Some(format!("{}{currency}", kraken::asset_code(&base)))
+        }
+        (ProviderKind::Coinbase, AssetType::Crypto)
+            if COINBASE_QUOTES.contains(&currency.as_str()) =>
+        {
+            Some(format!("{}-{currency}", ticker.to_ascii_uppercase()))
+        }
         _ => None,
     }
+}
+
+/// Quote currencies Kraken lists crypto pairs in (its legacy pair names
+/// know them); the SQL twin lists the same.
+const KRAKEN_QUOTES: &[&str] = &[
+    "USD", "EUR", "GBP", "CAD", "JPY", "CHF", "AUD", "USDT", "USDC",
+];
+/// Quote currencies of Coinbase Exchange's crypto products.
+const COINBASE_QUOTES: &[&str] = &["USD", "EUR", "GBP", "USDT", "USDC"];
+
+/// An FX ticker's six letters (`EUR/USD` → `EURUSD`), if it has six.
+fn fx_pair(ticker: &str) -> Option<String> {
+    let pair: String = ticker.chars().filter(char::is_ascii_alphabetic).collect();
+    (pair.len() == 6).then(|| pair.to_ascii_uppercase())
 }
 
 #[cfg(test)]
@@ -81,6 +107,16 @@ pub(crate) mod tests {
             (asset("BTC", Crypto, None), CoinGecko, None),
             (asset("EUR/USD", Forex, None), Yahoo, Some("EURUSD=X")),
             (asset("GC=F", Commodity, None), Yahoo, Some("GC=F")),
+            (asset("BTC", Crypto, None), Kraken, Some("XBTUSD")),
+            (asset("doge", Crypto, Some("eur")), Kraken, Some("XDGEUR")),
+            (asset("ETH", Crypto, Some("USDT")), Kraken, Some("ETHUSDT")),
+            (asset("ETH", Crypto, Some("TRY")), Kraken, None),
+            (asset("BTC", Crypto, Some("GBP")), Coinbase, Some("BTC-GBP")),
+            (asset("BTC", Crypto, Some("JPY")), Coinbase, None),
+            (asset("AAPL", Stock, Some("USD")), Kraken, None),
+            (asset("EUR/USD", Forex, None), Frankfurter, Some("EURUSD")),
+            (asset("EURO", Forex, None), Frankfurter, None),
+            (asset("BTC", Crypto, None), Frankfurter, None),
         ];
         for (asset, kind, want) in cases {
             assert_eq!(

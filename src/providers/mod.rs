@@ -1,5 +1,6 @@
 //! Market-data providers behind one trait: Yahoo Finance (everything with a
-//! ticker), Binance and CoinGecko (crypto).
+//! ticker), Binance, Kraken, Coinbase and CoinGecko (crypto), Frankfurter
+//! (ECB reference rates for FX).
 //!
 //! Each provider owns an [`http::Endpoint`] (client, rate limiter, base URL
 //! that settings can point at a local server) and sends every request
@@ -9,7 +10,7 @@
 //! [`Disposition`] tells the caller to wait, retry or move down the chain.
 //! Invariant: no body, however broken, makes a provider panic.
 //!
-//! Dependencies run one way: the clients (`yahoo`, `binance`, `coingecko`)
+//! Dependencies run one way: the clients (`yahoo`, `binance`, `kraken`, …)
 //! use `http`, `checks`, `assemble` and `batch`, which use `validate`,
 //! `bar`, `error` and `kind`; `registry` builds the clients from settings.
 //! This file only declares and re-exports.
@@ -19,11 +20,15 @@ pub mod bar;
 pub mod batch;
 pub mod binance;
 pub mod checks;
+pub mod coinbase;
 pub mod coingecko;
 pub mod error;
+pub mod frankfurter;
 pub mod http;
 pub mod kind;
+pub mod kraken;
 pub mod mapping;
+pub mod pairs;
 pub mod provider;
 pub mod rate_limit;
 pub mod registry;
@@ -34,10 +39,13 @@ pub mod yahoo;
 
 pub use bar::{Bar, BarFlag, CorporateEvent, History, Interval, Quote, Quotes, RawBar, Rejected};
 pub use binance::Binance;
+pub use coinbase::Coinbase;
 pub use coingecko::CoinGecko;
 pub use error::{Disposition, ProviderError};
+pub use frankfurter::Frankfurter;
 pub use http::EndpointConfig;
 pub use kind::ProviderKind;
+pub use kraken::Kraken;
 pub use mapping::symbol_for;
 pub use provider::Provider;
 pub use rate_limit::{Rate, RateLimiter};

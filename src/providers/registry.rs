@@ -7,9 +7,12 @@ use std::time::Duration;
 use url::Url;
 
 use super::binance::Binance;
+use super::coinbase::Coinbase;
 use super::coingecko::CoinGecko;
+use super::frankfurter::Frankfurter;
 use super::http::EndpointConfig;
 use super::kind::ProviderKind;
+use super::kraken::Kraken;
 use super::mapping::symbol_for;
 use super::provider::Provider;
 use super::rate_limit::{self, Rate, RateLimiter};
@@ -18,14 +21,18 @@ use super::yahoo::Yahoo;
 use crate::config::Settings;
 use crate::db::assets::{Asset, AssetType};
 
-/// The three providers built from settings, and the fallback chains.
+/// The providers built from settings, and the fallback chains.
 #[derive(Debug, Clone)]
 pub struct Providers {
     yahoo: Arc<Yahoo>,
     binance: Arc<Binance>,
     coingecko: Arc<CoinGecko>,
+    kraken: Arc<Kraken>,
+    coinbase: Arc<Coinbase>,
+    frankfurter: Arc<Frankfurter>,
     crypto_chain: Vec<ProviderKind>,
     market_chain: Vec<ProviderKind>,
+    fx_chain: Vec<ProviderKind>,
 }
 
 impl Providers {
@@ -63,8 +70,15 @@ impl Providers {
                 p.coingecko_key().map(str::to_owned),
                 p.coingecko_vs_currency.clone(),
             )?),
+            kraken: Arc::new(Kraken::new(config(&p.kraken_url, p.kraken_rate))?),
+            coinbase: Arc::new(Coinbase::new(config(&p.coinbase_url, p.coinbase_rate))?),
+            frankfurter: Arc::new(Frankfurter::new(config(
+                &p.frankfurter_url,
+                p.frankfurter_rate,
+            ))?),
             crypto_chain: p.crypto_chain.0.clone(),
             market_chain: p.market_chain.0.clone(),
+            fx_chain: p.fx_chain.0.clone(),
         };
         for kind in ProviderKind::ALL {
             tracing::debug!(provider = %kind, rate = %providers.rate(kind), "provider ready");
@@ -77,6 +91,9 @@ impl Providers {
             ProviderKind::Yahoo => self.yahoo.clone(),
             ProviderKind::Binance => self.binance.clone(),
             ProviderKind::CoinGecko => self.coingecko.clone(),
+            ProviderKind::Kraken => self.kraken.clone(),
+            ProviderKind::Coinbase => self.coinbase.clone(),
+            ProviderKind::Frankfurter => self.frankfurter.clone(),
         }
     }
 
@@ -111,6 +128,9 @@ impl Providers {
             ProviderKind::Yahoo => self.yahoo.limiter(),
             ProviderKind::Binance => self.binance.limiter(),
             ProviderKind::CoinGecko => self.coingecko.limiter(),
+            ProviderKind::Kraken => self.kraken.limiter(),
+            ProviderKind::Coinbase => self.coinbase.limiter(),
+            ProviderKind::Frankfurter => self.frankfurter.limiter(),
         }
     }
 
@@ -134,11 +154,10 @@ impl Providers {
     pub fn chain(&self, asset_type: AssetType) -> &[ProviderKind] {
         match asset_type {
             AssetType::Crypto => &self.crypto_chain,
-            AssetType::Stock
-            | AssetType::Etf
-            | AssetType::Commodity
-            | AssetType::Forex
-            | AssetType::Bond => &self.market_chain,
+            AssetType::Forex => &self.fx_chain,
+            AssetType::Stock | AssetType::Etf | AssetType::Commodity | AssetType::Bond => {
+                &self.market_chain
+            }
         }
     }
 
@@ -202,18 +221,27 @@ mod tests {
     fn chains_follow_the_asset_type() {
         let p = providers(&[]);
         use ProviderKind::*;
-        assert_eq!(p.chain(AssetType::Crypto), [Binance, CoinGecko, Yahoo]);
+        assert_eq!(
+            p.chain(AssetType::Crypto),
+            [Binance, Kraken, Coinbase, CoinGecko, Yahoo]
+        );
+        assert_eq!(p.chain(AssetType::Forex), [Yahoo, Frankfurter]);
         for t in [
             AssetType::Stock,
             AssetType::Etf,
             AssetType::Commodity,
-            AssetType::Forex,
             AssetType::Bond,
         ] {
             assert_eq!(p.chain(t), [Yahoo], "{t:?}");
         }
-        let p = providers(&["--crypto-chain", "coingecko,yahoo"]);
+        let p = providers(&[
+            "--crypto-chain",
+            "coingecko,yahoo",
+            "--fx-chain",
+            "frankfurter",
+        ]);
         assert_eq!(p.chain(AssetType::Crypto), [CoinGecko, Yahoo]);
+        assert_eq!(p.chain(AssetType::Forex), [Frankfurter]);
 
         let mut btc = asset("BTC", AssetType::Crypto, Some("USD"));
         btc.coingecko_id = Some("bitcoin".to_owned());
@@ -222,10 +250,34 @@ mod tests {
             p.candidates(&btc),
             [
                 (Binance, "BTCUSDT".to_owned()),
+                (Kraken, "XBTUSD".to_owned()),
+                (Coinbase, "BTC-USD".to_owned()),
                 (CoinGecko, "bitcoin".to_owned()),
                 (Yahoo, "BTC-USD".to_owned())
             ]
         );
+        let eurusd = asset("EUR/USD", AssetType::Forex, None);
+        assert_eq!(
+            p.candidates(&eurusd),
+            [
+                (Yahoo, "EURUSD=X".to_owned()),
+                (Frankfurter, "EURUSD".to_owned())
+            ]
+        );
+    }
+
+    #[test]
+    fn new_sources_have_their_documented_rates() {
+        let p = providers(&[]);
+        assert_eq!(p.rate(ProviderKind::Kraken), Rate::per_minute(60));
+        assert_eq!(
+            p.rate(ProviderKind::Coinbase),
+            Rate {
+                count: 10,
+                per: Duration::from_secs(1)
+            }
+        );
+        assert_eq!(p.rate(ProviderKind::Frankfurter), Rate::per_minute(120));
     }
 
     #[test]

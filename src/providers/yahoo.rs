@@ -75,10 +75,7 @@ impl Yahoo {
         max_body: Option<usize>,
     ) -> Result<ChartResult, ProviderError> {
         let path = ["v8", "finance", "chart", &ctx.symbol];
-        let call = Call {
-            max_body,
-            ..Call::new(&path, query)
-        };
+        let call = Call::new(&path, query).at_most(max_body);
         let reply = self.endpoint.call(ctx, call, judge_chart).await?;
         let envelope: ChartEnvelope = reply.json(ctx)?;
         first_result(ctx, envelope.chart)

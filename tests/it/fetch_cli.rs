@@ -420,12 +420,12 @@ async fn usage_errors_exit_2() {
                 "fetch",
                 "AAPL",
                 "--provider",
-                "kraken",
+                "bitstamp",
                 "--from",
                 "2024-03-01",
             ],
             vec![],
-            "kraken",
+            "bitstamp",
         ),
         (
             vec!["fetch", "AAPL", "--provider", "yahoo", "--from", "March"],
@@ -494,7 +494,7 @@ async fn usage_errors_exit_2() {
                 "--from",
                 "2024-03-01",
             ],
-            vec![("PRICEKEEPER_CRYPTO_CHAIN", "binance,kraken")],
+            vec![("PRICEKEEPER_CRYPTO_CHAIN", "binance,bitstamp")],
             "PRICEKEEPER_CRYPTO_CHAIN",
         ),
         (
