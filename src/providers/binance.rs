@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Days, NaiveDate, NaiveTime, Timelike, Utc};
 use serde::Deserialize;
 use serde_json::Value;
+use url::Url;
 
 use super::assemble::assemble;
 use super::bar::{History, Interval, Quote, Quotes, RawBar, decimal_from_str, from_unix_millis};
@@ -48,10 +49,15 @@ const TICKER_BATCH: usize = 100;
 /// Share of the weight budget at which requests wait for the next minute.
 const WEIGHT_HOLD_PERCENT: u64 = 80;
 
+mod restricted;
+
+use restricted::{After451, Restricted};
+
 #[derive(Debug)]
 pub struct Binance {
     endpoint: Endpoint,
     weight_limit: u32,
+    restricted: Restricted,
 }
 
 impl Binance {
@@ -59,7 +65,27 @@ impl Binance {
         Ok(Self {
             endpoint: Endpoint::new(ProviderKind::Binance, &config)?,
             weight_limit,
+            restricted: Restricted::new(&config.base_url, None),
         })
+    }
+
+    /// The same client, moving to `data_url` (the market-data host) after
+    /// a 451 from its base URL.
+    pub fn with_data_host(mut self, data_url: Url) -> Self {
+        self.restricted = Restricted::new(&self.endpoint.url(&[]), Some(data_url));
+        self
+    }
+
+    /// Why Binance is unavailable for this deployment, if it is (a 451
+    /// from both hosts).
+    pub fn unavailable(&self) -> Option<&str> {
+        self.restricted.unavailable()
+    }
+
+    /// Makes Binance unavailable without asking it: the deployment's
+    /// record in `provider_state`, read after a restart.
+    pub fn mark_unavailable(&self, reason: &str) {
+        self.restricted.mark_unavailable(reason);
     }
 
     pub fn limiter(&self) -> &RateLimiter {
@@ -123,14 +149,33 @@ impl Binance {
         query: &[(&str, String)],
         max_body: Option<usize>,
     ) -> Result<Reply, ProviderError> {
-        let call = Call::new(path, query).at_most(max_body);
-        self.endpoint
-            .call(ctx, call, |ctx, reply| {
-                // Every reply, errors included, tells the weight used.
-                self.watch_weight(ctx, reply);
-                (!reply.status.is_success()).then(|| classify_binance(ctx, reply, Utc::now()))
-            })
-            .await
+        // At most twice: the main host, then once the market-data host.
+        for _ in 0..2 {
+            if let Some(reason) = self.restricted.unavailable() {
+                return Err(ctx.refused(reason));
+            }
+            let to_data_host = self.restricted.on_data_host(&self.endpoint);
+            let mut restricted = false;
+            let call = Call::new(path, query).at_most(max_body);
+            let reply = self
+                .endpoint
+                .call(ctx, call, |ctx, reply| {
+                    // Every reply, errors included, tells the weight used.
+                    self.watch_weight(ctx, reply);
+                    restricted = reply.status.as_u16() == 451;
+                    (!reply.status.is_success()).then(|| classify_binance(ctx, reply, Utc::now()))
+                })
+                .await;
+            if !restricted {
+                return reply;
+            }
+            if let After451::Unavailable(reason) =
+                self.restricted.after_451(&self.endpoint, to_data_host)
+            {
+                return Err(ctx.refused(reason));
+            }
+        }
+        Err(ctx.refused("HTTP 451 from both Binance hosts"))
     }
 
     fn watch_weight(&self, ctx: &ErrorContext, reply: &Reply) {

@@ -17,6 +17,14 @@ use super::kind::ProviderKind;
 use super::rate_limit::{Rate, RateLimiter};
 use super::symbol::Printable;
 
+/// What every provider but Yahoo is told: who is asking, plainly (Kraken
+/// and Coinbase refuse requests without a User-Agent).
+pub const OWN_USER_AGENT: &str = concat!(
+    "pricekeeper/",
+    env!("CARGO_PKG_VERSION"),
+    " (price history service; reqwest)"
+);
+
 /// Yahoo answers scripts with 429s sooner than browsers.
 pub const USER_AGENT: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 \
      (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36";
@@ -37,13 +45,30 @@ pub const DEFAULT_MAX_BODY: usize = 32 * 1024 * 1024;
 /// Redirects followed at most; the APIs answer without any.
 const MAX_REDIRECTS: usize = 3;
 
+/// A client with the browser-like User-Agent (Yahoo, the catalog's downloads).
 pub fn client(timeout: Duration) -> reqwest::Result<reqwest::Client> {
+    client_as(timeout, USER_AGENT)
+}
+
+/// A client sending `user_agent`, and `Accept-Encoding: gzip` (bodies the
+/// server compresses are decoded before the size cap counts them).
+pub fn client_as(timeout: Duration, user_agent: &str) -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
-        .user_agent(USER_AGENT)
+        .user_agent(user_agent)
+        .gzip(true)
         .timeout(timeout)
         .connect_timeout(timeout)
         .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
         .build()
+}
+
+/// The User-Agent `kind` is sent: Yahoo's fingerprinting throttles
+/// scripts, so it gets a browser's; every other provider is told plainly.
+pub fn user_agent(kind: ProviderKind) -> &'static str {
+    match kind {
+        ProviderKind::Yahoo => USER_AGENT,
+        _ => OWN_USER_AGENT,
+    }
 }
 
 /// Where and how fast to call one provider.
@@ -108,7 +133,9 @@ pub struct Endpoint {
     pub kind: ProviderKind,
     client: reqwest::Client,
     pub limiter: RateLimiter,
-    base_url: Url,
+    /// Behind a lock only so Binance can move to its market-data host
+    /// after a 451 ([`Endpoint::rebase`]).
+    base_url: std::sync::RwLock<Url>,
     max_body: usize,
 }
 
@@ -116,17 +143,31 @@ impl Endpoint {
     pub fn new(kind: ProviderKind, config: &EndpointConfig) -> reqwest::Result<Self> {
         Ok(Self {
             kind,
-            client: client(config.timeout)?,
+            client: client_as(config.timeout, user_agent(kind))?,
             limiter: RateLimiter::new(config.rate),
-            base_url: config.base_url.clone(),
+            base_url: std::sync::RwLock::new(config.base_url.clone()),
             max_body: config.max_body,
         })
+    }
+
+    fn base(&self) -> std::sync::RwLockReadGuard<'_, Url> {
+        self.base_url.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether requests go to `url` now.
+    pub fn is_based_at(&self, url: &Url) -> bool {
+        *self.base() == *url
+    }
+
+    /// Sends later requests to `url` instead of the configured base.
+    pub fn rebase(&self, url: Url) {
+        *self.base_url.write().unwrap_or_else(|p| p.into_inner()) = url;
     }
 
     /// The base URL with `segments` appended, each percent-encoded (`^GSPC`,
     /// `GC=F` and ids with slashes stay one segment).
     pub fn url(&self, segments: &[&str]) -> Url {
-        let mut url = self.base_url.clone();
+        let mut url = self.base().clone();
         if let Ok(mut path) = url.path_segments_mut() {
             path.pop_if_empty().extend(segments);
         }

@@ -55,10 +55,13 @@ impl Providers {
         };
         let providers = Self {
             yahoo: Arc::new(Yahoo::new(config(&p.yahoo_url, p.yahoo_rate))?),
-            binance: Arc::new(Binance::new(
-                config(&p.binance_url, p.binance_rate),
-                p.binance_weight_limit,
-            )?),
+            binance: Arc::new(
+                Binance::new(
+                    config(&p.binance_url, p.binance_rate),
+                    p.binance_weight_limit,
+                )?
+                .with_data_host(p.binance_data_url.clone()),
+            ),
             coingecko: Arc::new(CoinGecko::new(
                 config(
                     &p.coingecko_url,
@@ -131,6 +134,23 @@ impl Providers {
             ProviderKind::Kraken => self.kraken.limiter(),
             ProviderKind::Coinbase => self.coinbase.limiter(),
             ProviderKind::Frankfurter => self.frankfurter.limiter(),
+        }
+    }
+
+    /// Why `kind` is unavailable for this deployment, if it is (only
+    /// Binance can be: HTTP 451 from both its hosts).
+    pub fn unavailable(&self, kind: ProviderKind) -> Option<String> {
+        match kind {
+            ProviderKind::Binance => self.binance.unavailable().map(str::to_owned),
+            _ => None,
+        }
+    }
+
+    /// Makes `kind` unavailable without asking it, as `provider_state`
+    /// recorded it (it survives restarts). Only Binance can be.
+    pub fn mark_unavailable(&self, kind: ProviderKind, reason: &str) {
+        if kind == ProviderKind::Binance {
+            self.binance.mark_unavailable(reason);
         }
     }
 

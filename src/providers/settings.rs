@@ -14,6 +14,7 @@ use crate::config::{duration, ranged};
 
 pub const DEFAULT_YAHOO_URL: &str = "https://query1.finance.yahoo.com";
 pub const DEFAULT_BINANCE_URL: &str = "https://api.binance.com";
+pub const DEFAULT_BINANCE_DATA_URL: &str = "https://data-api.binance.vision";
 pub const DEFAULT_COINGECKO_URL: &str = "https://api.coingecko.com/api/v3";
 pub const DEFAULT_KRAKEN_URL: &str = "https://api.kraken.com";
 pub const DEFAULT_COINBASE_URL: &str = "https://api.exchange.coinbase.com";
@@ -87,6 +88,13 @@ pub struct ProviderSettings {
     #[arg(long, env = "PRICEKEEPER_BINANCE_URL", default_value = DEFAULT_BINANCE_URL,
           value_parser = base_url("PRICEKEEPER_BINANCE_URL"), help_heading = "Providers")]
     pub binance_url: Url,
+
+    /// Binance market-data host, asked once the base URL answers 451
+    /// (restricted location); a 451 there too makes Binance unavailable
+    /// for this deployment.
+    #[arg(long, env = "PRICEKEEPER_BINANCE_DATA_URL", default_value = DEFAULT_BINANCE_DATA_URL,
+          value_parser = base_url("PRICEKEEPER_BINANCE_DATA_URL"), help_heading = "Providers")]
+    pub binance_data_url: Url,
 
     /// CoinGecko base URL; a `pro-api.coingecko.com` URL sends the key as a Pro key.
     #[arg(long, env = "PRICEKEEPER_COINGECKO_URL", default_value = DEFAULT_COINGECKO_URL,

@@ -20,7 +20,12 @@ async fn pricekeeper(server: &MockServer, args: &[&str], env: &[(&str, &str)]) -
         .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
         .env("PRICEKEEPER_YAHOO_URL", server.uri())
         .env("PRICEKEEPER_BINANCE_URL", server.uri())
+        // The same host: a 451 has no other host to move to.
+        .env("PRICEKEEPER_BINANCE_DATA_URL", server.uri())
         .env("PRICEKEEPER_COINGECKO_URL", server.uri())
+        .env("PRICEKEEPER_KRAKEN_URL", server.uri())
+        .env("PRICEKEEPER_COINBASE_URL", server.uri())
+        .env("PRICEKEEPER_FRANKFURTER_URL", server.uri())
         .env("NO_COLOR", "1")
         .env("RUST_LOG", "warn");
     for (k, v) in env {

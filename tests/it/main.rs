@@ -28,6 +28,7 @@ mod ops_cli;
 mod ops_http;
 mod ops_retention;
 mod provider_answers;
+mod provider_chains;
 mod providers_binance;
 mod providers_coinbase;
 mod providers_coingecko;

@@ -232,3 +232,41 @@ async fn no_body_makes_it_panic() {
         assert_bad_data(result, what);
     }
 }
+
+/// Kraken refuses requests without a User-Agent; a compressed body must be
+/// decoded, not read as garbage.
+#[tokio::test]
+async fn requests_carry_a_user_agent_and_accept_gzip() {
+    use std::io::Write;
+
+    let server = MockServer::start().await;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(provider_support::fixture("kraken/ohlc_xbtusd_1d.json").as_bytes())
+        .unwrap();
+    Mock::given(path(OHLC))
+        .and(wiremock::matchers::header_regex(
+            "user-agent",
+            "^pricekeeper/",
+        ))
+        .and(wiremock::matchers::header_regex("accept-encoding", "gzip"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("content-encoding", "gzip")
+                .set_body_raw(gz.finish().unwrap(), "application/json"),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let history = kraken(&server)
+        .history(
+            "XBTUSD",
+            date("2024-03-01"),
+            date("2024-03-05"),
+            Interval::D1,
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(history.bars.len(), 5);
+}
