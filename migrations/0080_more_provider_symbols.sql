@@ -1,7 +1,10 @@
--- Kraken, Coinbase and Frankfurter in provider_has_symbol, the SQL twin of
+-- Kraken, Coinbase, Frankfurter, FMP and Alpha Vantage in provider_has_symbol, the SQL twin of
 -- providers::symbol_for (a test keeps the two in agreement). None of them
 -- has a catalog column: their symbols are always derived from the ticker
--- and the currency. The quote currencies are those mapping.rs lists.
+-- and the currency (FMP and Alpha Vantage: a US stock or ETF by its Yahoo
+-- symbol without an exchange suffix; this function does not see the
+-- exchange, so a listing whose suffix comes from its MIC alone counts here
+-- and is refused by the provider). The quote currencies are mapping.rs's.
 create or replace function provider_has_symbol(
     provider       text,
     asset_type     asset_type,
@@ -37,6 +40,14 @@ language sql immutable parallel safe as $$
         when 'frankfurter' then
             asset_type = 'forex'
             and length(regexp_replace(btrim(symbol), '[^A-Za-z]', '', 'g')) = 6
+        when 'fmp' then
+            asset_type in ('stock', 'etf')
+            and coalesce(nullif(btrim(yahoo_symbol), ''), btrim(symbol)) <> ''
+            and position('.' in coalesce(nullif(btrim(yahoo_symbol), ''), btrim(symbol))) = 0
+        when 'alphavantage' then
+            asset_type in ('stock', 'etf')
+            and coalesce(nullif(btrim(yahoo_symbol), ''), btrim(symbol)) <> ''
+            and position('.' in coalesce(nullif(btrim(yahoo_symbol), ''), btrim(symbol))) = 0
         else true
     end
 $$;

@@ -125,7 +125,11 @@ fn fill(listings: &[Listing], kind: ProviderKind) -> Vec<Option<String>> {
                 ProviderKind::Binance => l.binance_symbol.clone(),
                 ProviderKind::CoinGecko => l.coingecko_id.clone(),
                 // The catalog has no column for these: always derived.
-                ProviderKind::Kraken | ProviderKind::Coinbase | ProviderKind::Frankfurter => None,
+                ProviderKind::Kraken
+                | ProviderKind::Coinbase
+                | ProviderKind::Frankfurter
+                | ProviderKind::Fmp
+                | ProviderKind::AlphaVantage => None,
             }?;
             let bare = Asset {
                 id: 0,

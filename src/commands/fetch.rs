@@ -85,6 +85,9 @@ pub async fn fetch(args: FetchArgs) -> ExitCode {
         Ok(providers) => providers,
         Err(e) => return fail_setup(&e),
     };
+    if let Err(code) = check_enabled(&providers, args.provider) {
+        return code;
+    }
     let provider = providers.get(args.provider);
     match provider
         .history(&args.symbol, args.from, to, args.interval)
@@ -101,6 +104,19 @@ pub async fn fetch(args: FetchArgs) -> ExitCode {
     }
 }
 
+/// A keyed provider asked for without its key is a usage error (exit 2).
+fn check_enabled(providers: &Providers, kind: ProviderKind) -> Result<(), ExitCode> {
+    if providers.enabled(kind) {
+        return Ok(());
+    }
+    let var = kind.key_var().unwrap_or("its API key");
+    eprintln!(
+        "error: --provider {kind} needs {var}; set it (environment or --{})",
+        var.to_ascii_lowercase().replace('_', "-")
+    );
+    Err(ExitCode::from(EXIT_USAGE))
+}
+
 pub async fn quote(args: QuoteArgs) -> ExitCode {
     let mut symbols: Vec<String> = Vec::new();
     for symbol in args.symbols {
@@ -112,6 +128,9 @@ pub async fn quote(args: QuoteArgs) -> ExitCode {
         Ok(providers) => providers,
         Err(e) => return fail_setup(&e),
     };
+    if let Err(code) = check_enabled(&providers, args.provider) {
+        return code;
+    }
     match providers.get(args.provider).quotes(&symbols).await {
         Ok(quotes) => {
             let code = report_missing(&mut io::stderr().lock(), &quotes);

@@ -21,7 +21,7 @@ use super::bar::{History, Interval, Quote, Quotes, RawBar, decimal_from_str, fro
 use super::batch::batch_failure;
 use super::checks::{check_request, check_row_count, max_rows};
 use super::error::{ErrorContext, ProviderError};
-use super::http::{Call, Endpoint, EndpointConfig, Reply, classify, history_body_cap, snippet};
+use super::http::{Call, Endpoint, EndpointConfig, Reply, history_body_cap, snippet};
 use super::kind::ProviderKind;
 use super::pairs::quote_currency;
 use super::provider::Provider;
@@ -49,8 +49,10 @@ const TICKER_BATCH: usize = 100;
 /// Share of the weight budget at which requests wait for the next minute.
 const WEIGHT_HOLD_PERCENT: u64 = 80;
 
+mod errors;
 mod restricted;
 
+use errors::classify_binance;
 use restricted::{After451, Restricted};
 
 #[derive(Debug)]
@@ -392,64 +394,6 @@ pub fn weight_pause(used: u32, limit: u32, now: DateTime<Utc>) -> Option<Duratio
     Some(Duration::from_secs(61).saturating_sub(into_minute))
 }
 
-/// Binance's error shapes: `{"code": -1121, "msg": "Invalid symbol."}`
-/// (400) is a not-found; 418 is an IP ban (rate limited until the epoch-ms
-/// time in `msg` when no Retry-After is given); the rest is shared.
-fn classify_binance(ctx: &ErrorContext, reply: &Reply, now: DateTime<Utc>) -> ProviderError {
-    let error: Option<BinanceError> = serde_json::from_slice(&reply.body).ok();
-    let msg = error
-        .as_ref()
-        .and_then(|e| e.msg.clone())
-        .unwrap_or_else(|| snippet(&reply.body));
-    let code = error.as_ref().and_then(|e| e.code);
-    let status = reply.status.as_u16();
-    let message = match code {
-        Some(code) => format!("HTTP {status} ({code}): {msg}"),
-        None => format!("HTTP {status}: {msg}"),
-    };
-    match (status, code) {
-        (418, _) => {
-            let wait = reply.retry_after().or_else(|| ban_end(&msg, now));
-            ctx.rate_limited(
-                wait,
-                format!("IP banned for ignoring rate limits; {message}"),
-            )
-        }
-        (429, _) => ctx.rate_limited(reply.retry_after(), message),
-        (451, _) => ctx.refused(format!("service unavailable from this location; {message}")),
-        (400, Some(-1121 | -1100)) => ctx.not_found(message),
-        (400, Some(-1120)) => ctx.unsupported(message),
-        _ => {
-            let mut e = classify(ctx, reply);
-            if let ProviderError::Refused { message: m, .. }
-            | ProviderError::NotFound { message: m, .. } = &mut e
-            {
-                m.clone_from(&message);
-            }
-            e
-        }
-    }
-}
-
-/// The end of a ban from its message, "IP banned until 1700000000000.".
-fn ban_end(msg: &str, now: DateTime<Utc>) -> Option<Duration> {
-    let digits: String = msg
-        .split("until")
-        .nth(1)?
-        .trim_start()
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    let until = from_unix_millis(digits.parse().ok()?)?;
-    Some((until - now).to_std().unwrap_or(Duration::ZERO))
-}
-
-#[derive(Debug, Deserialize)]
-struct BinanceError {
-    code: Option<i64>,
-    msg: Option<String>,
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 enum TickerReply {
@@ -486,14 +430,6 @@ mod tests {
             weight_pause(9000, 6000, at(0)),
             Some(Duration::from_secs(61))
         );
-    }
-
-    #[test]
-    fn ban_end_is_read_from_the_message() {
-        let now = Utc.timestamp_millis_opt(1_700_000_000_000).unwrap();
-        let msg = "Way too much request weight used; IP banned until 1700000120000. Please use WebSocket Streams.";
-        assert_eq!(ban_end(msg, now), Some(Duration::from_secs(120)));
-        assert_eq!(ban_end("banned", now), None);
     }
 
     #[test]

@@ -19,16 +19,23 @@ pub enum ProviderKind {
     Coinbase,
     /// Frankfurter: ECB reference rates for FX (no key; pairs such as EURUSD)
     Frankfurter,
+    /// Financial Modeling Prep: US stocks and ETFs (needs FMP_API_KEY; AAPL)
+    Fmp,
+    /// Alpha Vantage: US stocks and ETFs (needs ALPHA_VANTAGE_API_KEY; AAPL)
+    #[value(name = "alphavantage")]
+    AlphaVantage,
 }
 
 impl ProviderKind {
-    pub const ALL: [ProviderKind; 6] = [
+    pub const ALL: [ProviderKind; 8] = [
         Self::Yahoo,
         Self::Binance,
         Self::CoinGecko,
         Self::Kraken,
         Self::Coinbase,
         Self::Frankfurter,
+        Self::Fmp,
+        Self::AlphaVantage,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -39,6 +46,17 @@ impl ProviderKind {
             Self::Kraken => "kraken",
             Self::Coinbase => "coinbase",
             Self::Frankfurter => "frankfurter",
+            Self::Fmp => "fmp",
+            Self::AlphaVantage => "alphavantage",
+        }
+    }
+
+    /// The setting holding the key this provider needs, if it needs one.
+    pub fn key_var(self) -> Option<&'static str> {
+        match self {
+            Self::Fmp => Some("FMP_API_KEY"),
+            Self::AlphaVantage => Some("ALPHA_VANTAGE_API_KEY"),
+            _ => None,
         }
     }
 }

@@ -20,6 +20,10 @@ pub fn symbol_for(asset: &Asset, kind: ProviderKind) -> Option<String> {
         ProviderKind::Binance => &asset.binance_symbol,
         ProviderKind::CoinGecko => &asset.coingecko_id,
         // No catalog column: always derived.
+        // US listings by their Yahoo symbol (own column or derived).
+        ProviderKind::Fmp | ProviderKind::AlphaVantage => {
+            return us_listing(asset);
+        }
         ProviderKind::Kraken | ProviderKind::Coinbase | ProviderKind::Frankfurter => &None,
     };
     if let Some(own) = own.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
@@ -67,6 +71,16 @@ const KRAKEN_QUOTES: &[&str] = &[
 ];
 /// Quote currencies of Coinbase Exchange's crypto products.
 const COINBASE_QUOTES: &[&str] = &["USD", "EUR", "GBP", "USDT", "USDC"];
+
+/// A US stock's or ETF's symbol (FMP, Alpha Vantage): Yahoo's, when it
+/// carries no exchange suffix. `BRK-B` stays `BRK-B`.
+fn us_listing(asset: &Asset) -> Option<String> {
+    if !matches!(asset.asset_type, AssetType::Stock | AssetType::Etf) {
+        return None;
+    }
+    let yahoo = symbol_for(asset, ProviderKind::Yahoo)?;
+    (!yahoo.contains('.')).then_some(yahoo)
+}
 
 /// An FX ticker's six letters (`EUR/USD` → `EURUSD`), if it has six.
 fn fx_pair(ticker: &str) -> Option<String> {
@@ -117,6 +131,10 @@ pub(crate) mod tests {
             (asset("EUR/USD", Forex, None), Frankfurter, Some("EURUSD")),
             (asset("EURO", Forex, None), Frankfurter, None),
             (asset("BTC", Crypto, None), Frankfurter, None),
+            (asset("AAPL", Stock, Some("USD")), Fmp, Some("AAPL")),
+            (asset("SPY", Etf, Some("USD")), AlphaVantage, Some("SPY")),
+            (asset("GC=F", Commodity, None), Fmp, None),
+            (asset("BTC", Crypto, None), AlphaVantage, None),
         ];
         for (asset, kind, want) in cases {
             assert_eq!(
@@ -140,5 +158,7 @@ pub(crate) mod tests {
         own.coingecko_id = Some("  ".to_owned());
         assert_eq!(symbol_for(&own, Yahoo).as_deref(), Some("OCDO.L"));
         assert_eq!(symbol_for(&own, CoinGecko), None);
+        assert_eq!(symbol_for(&own, Fmp), None, "not a US listing");
+        assert_eq!(symbol_for(&vod, Fmp), None);
     }
 }

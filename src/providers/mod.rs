@@ -1,6 +1,7 @@
 //! Market-data providers behind one trait: Yahoo Finance (everything with a
 //! ticker), Binance, Kraken, Coinbase and CoinGecko (crypto), Frankfurter
-//! (ECB reference rates for FX).
+//! (ECB reference rates for FX); for users with keys, Financial Modeling
+//! Prep and Alpha Vantage (US stocks and ETFs), enabled only with a key.
 //!
 //! Each provider owns an [`http::Endpoint`] (client, rate limiter, base URL
 //! that settings can point at a local server) and sends every request
@@ -15,6 +16,7 @@
 //! `bar`, `error` and `kind`; `registry` builds the clients from settings.
 //! This file only declares and re-exports.
 
+pub mod alphavantage;
 pub mod assemble;
 pub mod bar;
 pub mod batch;
@@ -23,8 +25,10 @@ pub mod checks;
 pub mod coinbase;
 pub mod coingecko;
 pub mod error;
+pub mod fmp;
 pub mod frankfurter;
 pub mod http;
+pub mod keyed;
 pub mod kind;
 pub mod kraken;
 pub mod mapping;
@@ -37,11 +41,13 @@ pub mod symbol;
 pub mod validate;
 pub mod yahoo;
 
+pub use alphavantage::AlphaVantage;
 pub use bar::{Bar, BarFlag, CorporateEvent, History, Interval, Quote, Quotes, RawBar, Rejected};
 pub use binance::Binance;
 pub use coinbase::Coinbase;
 pub use coingecko::CoinGecko;
 pub use error::{Disposition, ProviderError};
+pub use fmp::Fmp;
 pub use frankfurter::Frankfurter;
 pub use http::EndpointConfig;
 pub use kind::ProviderKind;

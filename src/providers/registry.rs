@@ -6,11 +6,14 @@ use std::time::Duration;
 
 use url::Url;
 
+use super::alphavantage::AlphaVantage;
 use super::binance::Binance;
 use super::coinbase::Coinbase;
 use super::coingecko::CoinGecko;
+use super::fmp::Fmp;
 use super::frankfurter::Frankfurter;
 use super::http::EndpointConfig;
+use super::keyed::ApiKey;
 use super::kind::ProviderKind;
 use super::kraken::Kraken;
 use super::mapping::symbol_for;
@@ -30,6 +33,8 @@ pub struct Providers {
     kraken: Arc<Kraken>,
     coinbase: Arc<Coinbase>,
     frankfurter: Arc<Frankfurter>,
+    fmp: Arc<Fmp>,
+    alpha_vantage: Arc<AlphaVantage>,
     crypto_chain: Vec<ProviderKind>,
     market_chain: Vec<ProviderKind>,
     fx_chain: Vec<ProviderKind>,
@@ -79,14 +84,53 @@ impl Providers {
                 &p.frankfurter_url,
                 p.frankfurter_rate,
             ))?),
-            crypto_chain: p.crypto_chain.0.clone(),
-            market_chain: p.market_chain.0.clone(),
-            fx_chain: p.fx_chain.0.clone(),
+            fmp: Arc::new(Fmp::new(
+                config(&p.fmp_url, p.fmp_rate),
+                ApiKey::new(p.fmp_api_key.as_deref()),
+            )?),
+            alpha_vantage: Arc::new(AlphaVantage::new(
+                config(&p.alpha_vantage_url, p.alpha_vantage_rate),
+                ApiKey::new(p.alpha_vantage_api_key.as_deref()),
+            )?),
+            crypto_chain: Vec::new(),
+            market_chain: Vec::new(),
+            fx_chain: Vec::new(),
+        };
+        let providers = Self {
+            crypto_chain: providers.usable(&p.crypto_chain.0),
+            market_chain: providers.usable(&p.market_chain.0),
+            fx_chain: providers.usable(&p.fx_chain.0),
+            ..providers
         };
         for kind in ProviderKind::ALL {
             tracing::debug!(provider = %kind, rate = %providers.rate(kind), "provider ready");
         }
         Ok(providers)
+    }
+
+    /// Whether `kind` can be asked: a keyed provider only with its key.
+    pub fn enabled(&self, kind: ProviderKind) -> bool {
+        match kind {
+            ProviderKind::Fmp => self.fmp.has_key(),
+            ProviderKind::AlphaVantage => self.alpha_vantage.has_key(),
+            _ => true,
+        }
+    }
+
+    /// `chain` without the keyed providers whose key is not set (logged).
+    fn usable(&self, chain: &[ProviderKind]) -> Vec<ProviderKind> {
+        chain
+            .iter()
+            .copied()
+            .filter(|&kind| {
+                let enabled = self.enabled(kind);
+                if !enabled {
+                    tracing::warn!(provider = %kind, key = kind.key_var().unwrap_or_default(),
+                        "a chain names a provider whose key is not set; it is left out");
+                }
+                enabled
+            })
+            .collect()
     }
 
     pub fn get(&self, kind: ProviderKind) -> Arc<dyn Provider> {
@@ -97,6 +141,8 @@ impl Providers {
             ProviderKind::Kraken => self.kraken.clone(),
             ProviderKind::Coinbase => self.coinbase.clone(),
             ProviderKind::Frankfurter => self.frankfurter.clone(),
+            ProviderKind::Fmp => self.fmp.clone(),
+            ProviderKind::AlphaVantage => self.alpha_vantage.clone(),
         }
     }
 
@@ -134,6 +180,8 @@ impl Providers {
             ProviderKind::Kraken => self.kraken.limiter(),
             ProviderKind::Coinbase => self.coinbase.limiter(),
             ProviderKind::Frankfurter => self.frankfurter.limiter(),
+            ProviderKind::Fmp => self.fmp.limiter(),
+            ProviderKind::AlphaVantage => self.alpha_vantage.limiter(),
         }
     }
 
@@ -284,6 +332,25 @@ mod tests {
                 (Frankfurter, "EURUSD".to_owned())
             ]
         );
+    }
+
+    #[test]
+    fn keyed_providers_join_a_chain_only_with_their_key() {
+        use ProviderKind::*;
+        let chain = ["--market-chain", "fmp,yahoo,alphavantage"];
+        let p = providers(&chain);
+        assert_eq!(p.chain(AssetType::Stock), [Yahoo]);
+        assert!(!p.enabled(Fmp) && !p.enabled(AlphaVantage));
+        let p = providers(
+            &[
+                &chain[..],
+                &["--fmp-api-key", "k1", "--alpha-vantage-api-key", "k2"],
+            ]
+            .concat(),
+        );
+        assert_eq!(p.chain(AssetType::Stock), [Fmp, Yahoo, AlphaVantage]);
+        assert_eq!(p.rate(Fmp), "250/d".parse().unwrap());
+        assert_eq!(p.rate(AlphaVantage), "25/d".parse().unwrap());
     }
 
     #[test]

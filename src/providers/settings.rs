@@ -19,6 +19,8 @@ pub const DEFAULT_COINGECKO_URL: &str = "https://api.coingecko.com/api/v3";
 pub const DEFAULT_KRAKEN_URL: &str = "https://api.kraken.com";
 pub const DEFAULT_COINBASE_URL: &str = "https://api.exchange.coinbase.com";
 pub const DEFAULT_FRANKFURTER_URL: &str = "https://api.frankfurter.dev";
+pub const DEFAULT_FMP_URL: &str = "https://financialmodelingprep.com";
+pub const DEFAULT_ALPHA_VANTAGE_URL: &str = "https://www.alphavantage.co";
 /// CoinGecko without a key allows about 5–10 calls a minute.
 pub const COINGECKO_KEYLESS_RATE: Rate = Rate::per_minute(10);
 /// The Demo plan's limit.
@@ -40,6 +42,28 @@ pub struct ProviderSettings {
         help_heading = "Providers"
     )]
     pub coingecko_api_key: Option<String>,
+
+    /// Financial Modeling Prep API key; enables the `fmp` provider (US
+    /// stocks and ETFs) wherever a chain names it. Never logged.
+    #[arg(
+        long,
+        env = "FMP_API_KEY",
+        value_parser = crate::config::Secret(crate::config::api_key("FMP_API_KEY")),
+        hide_env_values = true,
+        help_heading = "Providers"
+    )]
+    pub fmp_api_key: Option<String>,
+
+    /// Alpha Vantage API key; enables the `alphavantage` provider (US
+    /// stocks and ETFs) wherever a chain names it. Never logged.
+    #[arg(
+        long,
+        env = "ALPHA_VANTAGE_API_KEY",
+        value_parser = crate::config::Secret(crate::config::api_key("ALPHA_VANTAGE_API_KEY")),
+        hide_env_values = true,
+        help_heading = "Providers"
+    )]
+    pub alpha_vantage_api_key: Option<String>,
 
     /// Yahoo Finance request budget, a count per duration (`2000/h`, `30/min`).
     #[arg(long, env = "PRICEKEEPER_YAHOO_RATE", default_value = "2000/h",
@@ -73,6 +97,17 @@ pub struct ProviderSettings {
     #[arg(long, env = "PRICEKEEPER_FRANKFURTER_RATE", default_value = "120/min",
           value_parser = rate("PRICEKEEPER_FRANKFURTER_RATE"), help_heading = "Providers")]
     pub frankfurter_rate: Rate,
+
+    /// Financial Modeling Prep request budget (free plan: 250 a day).
+    #[arg(long, env = "PRICEKEEPER_FMP_RATE", default_value = "250/d",
+          value_parser = rate("PRICEKEEPER_FMP_RATE"), help_heading = "Providers")]
+    pub fmp_rate: Rate,
+
+    /// Alpha Vantage request budget (free plan: 25 a day). A request whose
+    /// turn is more than a minute off is not sent; its job waits.
+    #[arg(long, env = "PRICEKEEPER_ALPHA_VANTAGE_RATE", default_value = "25/d",
+          value_parser = rate("PRICEKEEPER_ALPHA_VANTAGE_RATE"), help_heading = "Providers")]
+    pub alpha_vantage_rate: Rate,
 
     /// Binance request-weight budget per minute; requests slow down at 80% of it.
     #[arg(long, env = "PRICEKEEPER_BINANCE_WEIGHT_LIMIT", default_value_t = 6000,
@@ -116,6 +151,16 @@ pub struct ProviderSettings {
           value_parser = base_url("PRICEKEEPER_FRANKFURTER_URL"), help_heading = "Providers")]
     pub frankfurter_url: Url,
 
+    /// Financial Modeling Prep base URL.
+    #[arg(long, env = "PRICEKEEPER_FMP_URL", default_value = DEFAULT_FMP_URL,
+          value_parser = base_url("PRICEKEEPER_FMP_URL"), help_heading = "Providers")]
+    pub fmp_url: Url,
+
+    /// Alpha Vantage base URL.
+    #[arg(long, env = "PRICEKEEPER_ALPHA_VANTAGE_URL", default_value = DEFAULT_ALPHA_VANTAGE_URL,
+          value_parser = base_url("PRICEKEEPER_ALPHA_VANTAGE_URL"), help_heading = "Providers")]
+    pub alpha_vantage_url: Url,
+
     /// Currency CoinGecko prices are asked in (an ISO code CoinGecko knows).
     #[arg(long, env = "PRICEKEEPER_COINGECKO_VS_CURRENCY", default_value = "usd",
           value_parser = currency_code("PRICEKEEPER_COINGECKO_VS_CURRENCY"), help_heading = "Providers")]
@@ -131,7 +176,8 @@ pub struct ProviderSettings {
           value_parser = chain("PRICEKEEPER_CRYPTO_CHAIN"), help_heading = "Providers")]
     pub crypto_chain: Chain,
 
-    /// Providers tried in turn for stocks, ETFs, commodities and bonds.
+    /// Providers tried in turn for stocks, ETFs, commodities and bonds
+    /// (add fmp or alphavantage where wanted: used only with their key).
     #[arg(long, env = "PRICEKEEPER_MARKET_CHAIN", default_value = "yahoo",
           value_parser = chain("PRICEKEEPER_MARKET_CHAIN"), help_heading = "Providers")]
     pub market_chain: Chain,

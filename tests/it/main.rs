@@ -33,6 +33,7 @@ mod providers_binance;
 mod providers_coinbase;
 mod providers_coingecko;
 mod providers_frankfurter;
+mod providers_keyed;
 mod providers_kraken;
 mod providers_yahoo;
 mod providers_yahoo_crumb;
