@@ -21,13 +21,12 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::assemble::assemble;
 use super::bar::{History, Interval, Quote, Quotes, RawBar, decimal_from_str};
 use super::batch::batch_failure;
 use super::checks::{check_request, check_row_count, max_rows};
 use super::error::{ErrorContext, ProviderError};
 use super::http::{Call, Endpoint, EndpointConfig, Reply, classify, history_body_cap, snippet};
-use super::keyed::{ApiKey, require, scrub, session_open};
+use super::keyed::{ApiKey, assemble_us, require, scrub, session_open};
 use super::kind::ProviderKind;
 use super::provider::Provider;
 use super::rate_limit::RateLimiter;
@@ -153,15 +152,7 @@ impl Provider for AlphaVantage {
             }
         }
         check_row_count(&ctx, rows.len(), from, to, interval)?;
-        assemble(
-            &ctx,
-            interval,
-            Some("USD".to_owned()),
-            Some("America/New_York".to_owned()),
-            rows,
-            Vec::new(),
-            Utc::now(),
-        )
+        assemble_us(&ctx, interval, rows)
     }
 
     #[tracing::instrument(skip_all, fields(provider = "alphavantage", symbols = symbols.len()))]

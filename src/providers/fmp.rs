@@ -19,7 +19,6 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::assemble::assemble;
 use super::bar::{
     History, Interval, Quote, Quotes, RawBar, RowReader, decimal_from_f64, decimal_from_volume,
     from_unix_secs,
@@ -28,7 +27,7 @@ use super::batch::batch_failure;
 use super::checks::{check_request, check_row_count, max_rows};
 use super::error::{ErrorContext, ProviderError};
 use super::http::{Call, Endpoint, EndpointConfig, Reply, classify, history_body_cap, snippet};
-use super::keyed::{ApiKey, require, scrub, session_open};
+use super::keyed::{ApiKey, assemble_us, require, scrub, session_open};
 use super::kind::ProviderKind;
 use super::provider::Provider;
 use super::rate_limit::RateLimiter;
@@ -157,15 +156,7 @@ impl Provider for Fmp {
             }
             bars.push(row.to_raw(session_open(date)));
         }
-        assemble(
-            &ctx,
-            interval,
-            Some("USD".to_owned()),
-            Some("America/New_York".to_owned()),
-            bars,
-            Vec::new(),
-            Utc::now(),
-        )
+        assemble_us(&ctx, interval, bars)
     }
 
     #[tracing::instrument(skip_all, fields(provider = "fmp", symbols = symbols.len()))]

@@ -11,6 +11,8 @@ use std::fmt;
 use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
 use chrono_tz::America::New_York;
 
+use super::assemble::assemble;
+use super::bar::{History, Interval, RawBar};
 use super::error::{ErrorContext, ProviderError};
 
 /// An API key. Its `Debug` shows `***`.
@@ -72,6 +74,23 @@ pub fn session_open(date: NaiveDate) -> DateTime<Utc> {
         .from_local_datetime(&open)
         .earliest()
         .map_or_else(|| open.and_utc(), |t| t.with_timezone(&Utc))
+}
+
+/// A US listing's history from its rows: priced in USD, dated in New York.
+pub fn assemble_us(
+    ctx: &ErrorContext,
+    interval: Interval,
+    rows: Vec<RawBar>,
+) -> Result<History, ProviderError> {
+    assemble(
+        ctx,
+        interval,
+        Some("USD".to_owned()),
+        Some("America/New_York".to_owned()),
+        rows,
+        Vec::new(),
+        Utc::now(),
+    )
 }
 
 #[cfg(test)]
