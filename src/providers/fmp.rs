@@ -31,6 +31,7 @@ use super::keyed::{ApiKey, assemble_us, require, scrub, session_open};
 use super::kind::ProviderKind;
 use super::provider::Provider;
 use super::rate_limit::RateLimiter;
+use super::symbol;
 
 const INTERVALS: &[Interval] = &[Interval::D1];
 const KEY_VAR: &str = "FMP_API_KEY";
@@ -78,6 +79,21 @@ impl Fmp {
     }
 
     async fn quote_batch(&self, batch: &[String], out: &mut Quotes) -> Result<(), ProviderError> {
+        // The symbols travel in the path: one a URL would change is refused
+        // alone, before the request.
+        let mut asked = Vec::with_capacity(batch.len());
+        for symbol in batch {
+            match symbol::check(symbol) {
+                Ok(()) => asked.push(symbol.clone()),
+                Err(e) => out
+                    .missing
+                    .push(ErrorContext::new(ProviderKind::Fmp, symbol).unsupported(e.to_string())),
+            }
+        }
+        if asked.is_empty() {
+            return Ok(());
+        }
+        let batch = &asked[..];
         let ctx = ErrorContext::new(ProviderKind::Fmp, batch.join(","));
         let joined = batch.join(",");
         let reply = self

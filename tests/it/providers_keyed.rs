@@ -126,13 +126,17 @@ async fn fmp_quotes_many_symbols_in_one_request() {
         .expect(1)
         .mount(&server)
         .await;
-    let symbols = ["AAPL", "MSFT", "NOPE"].map(str::to_owned);
+    // A symbol a URL would change is refused alone, never sent.
+    let symbols = ["AAPL", "..", "MSFT", "NO\nPE", "NOPE"].map(str::to_owned);
     let quotes = fmp(&server).quotes(&symbols).await.unwrap();
     assert_eq!(quotes.quotes.len(), 2);
     assert_eq!(quotes.quotes[0].price, dec("189.84"));
-    assert!(
-        matches!(&quotes.missing[..], [ProviderError::NotFound { symbol, .. }] if symbol == "NOPE")
-    );
+    let missing: Vec<(&str, bool)> = quotes
+        .missing
+        .iter()
+        .map(|e| (e.symbol(), matches!(e, ProviderError::NotFound { .. })))
+        .collect();
+    assert_eq!(missing, [("..", false), ("NO\nPE", false), ("NOPE", true)]);
 }
 
 #[tokio::test]
