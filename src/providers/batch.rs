@@ -2,9 +2,39 @@
 //! in one place for every provider.
 
 use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
 
 use super::bar::Quotes;
 use super::error::ProviderError;
+
+/// One batch request of a provider: adds to the quotes what it learns, or
+/// fails the way that stops the whole batch.
+pub(crate) type AskBatch<P> =
+    for<'a> fn(
+        &'a P,
+        &'a [String],
+        &'a mut Quotes,
+    ) -> Pin<Box<dyn Future<Output = Result<(), ProviderError>> + Send + 'a>>;
+
+/// Asks `provider` for `symbols`, `size` at a time, through `ask`,
+/// stopping at the first failure that stops a whole batch (see
+/// [`batch_failure`]).
+pub(crate) async fn in_batches<P: Sync>(
+    provider: &P,
+    symbols: &[String],
+    size: usize,
+    ask: AskBatch<P>,
+) -> Result<Quotes, ProviderError> {
+    let size = size.max(1);
+    let mut out = Quotes::default();
+    for (i, batch) in symbols.chunks(size).enumerate() {
+        if let Err(e) = ask(provider, batch, &mut out).await {
+            return batch_failure(out, &symbols[i * size..], e);
+        }
+    }
+    Ok(out)
+}
 
 /// Ends a batch quote request after a failure that stopped a whole batch
 /// (a 429, a timeout): `Err` when nothing was answered yet, so the caller

@@ -24,7 +24,7 @@ use super::bar::{
     History, Interval, Quote, Quotes, RawBar, RowReader, decimal_from_f64, from_unix_millis,
     from_unix_secs,
 };
-use super::batch::batch_failure;
+use super::batch::in_batches;
 use super::checks::{check_request, check_row_count, max_rows};
 use super::error::{ErrorContext, ProviderError};
 use super::http::{Call, Endpoint, EndpointConfig, Reply, classify, history_body_cap, snippet};
@@ -292,13 +292,10 @@ impl Provider for CoinGecko {
 
     #[tracing::instrument(skip_all, fields(provider = "coingecko", symbols = ids.len()))]
     async fn quotes(&self, ids: &[String]) -> Result<Quotes, ProviderError> {
-        let mut out = Quotes::default();
-        for (i, batch) in ids.chunks(PRICE_BATCH).enumerate() {
-            if let Err(e) = self.prices(batch, &mut out).await {
-                return batch_failure(out, &ids[i * PRICE_BATCH..], e);
-            }
-        }
-        Ok(out)
+        in_batches(self, ids, PRICE_BATCH, |p, batch, out| {
+            Box::pin(p.prices(batch, out))
+        })
+        .await
     }
 }
 

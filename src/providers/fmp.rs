@@ -23,7 +23,7 @@ use super::bar::{
     History, Interval, Quote, Quotes, RawBar, RowReader, decimal_from_f64, decimal_from_volume,
     from_unix_secs,
 };
-use super::batch::batch_failure;
+use super::batch::in_batches;
 use super::checks::{check_request, check_row_count, max_rows};
 use super::error::{ErrorContext, ProviderError};
 use super::http::{Call, Endpoint, EndpointConfig, Reply, classify, history_body_cap, snippet};
@@ -177,13 +177,10 @@ impl Provider for Fmp {
 
     #[tracing::instrument(skip_all, fields(provider = "fmp", symbols = symbols.len()))]
     async fn quotes(&self, symbols: &[String]) -> Result<Quotes, ProviderError> {
-        let mut out = Quotes::default();
-        for (i, batch) in symbols.chunks(QUOTE_BATCH).enumerate() {
-            if let Err(e) = self.quote_batch(batch, &mut out).await {
-                return batch_failure(out, &symbols[i * QUOTE_BATCH..], e);
-            }
-        }
-        Ok(out)
+        in_batches(self, symbols, QUOTE_BATCH, |p, batch, out| {
+            Box::pin(p.quote_batch(batch, out))
+        })
+        .await
     }
 }
 

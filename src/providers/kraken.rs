@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 
 use super::assemble::assemble;
 use super::bar::{History, Interval, Quote, Quotes, RawBar, decimal_from_str, from_unix_secs};
-use super::batch::batch_failure;
+use super::batch::in_batches;
 use super::checks::{check_request, check_row_count, max_rows};
 use super::error::{ErrorContext, ProviderError};
 use super::http::{Call, Endpoint, EndpointConfig, Reply, classify, history_body_cap, snippet};
@@ -200,13 +200,10 @@ impl Provider for Kraken {
 
     #[tracing::instrument(skip_all, fields(provider = "kraken", symbols = symbols.len()))]
     async fn quotes(&self, symbols: &[String]) -> Result<Quotes, ProviderError> {
-        let mut out = Quotes::default();
-        for (i, batch) in symbols.chunks(TICKER_BATCH).enumerate() {
-            if let Err(e) = self.ticker(batch, &mut out).await {
-                return batch_failure(out, &symbols[i * TICKER_BATCH..], e);
-            }
-        }
-        Ok(out)
+        in_batches(self, symbols, TICKER_BATCH, |p, batch, out| {
+            Box::pin(p.ticker(batch, out))
+        })
+        .await
     }
 }
 
