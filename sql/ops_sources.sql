@@ -10,6 +10,10 @@ SELECT provider,
        requests_total,
        errors_total,
        rate_limited_total,
+       unavailable_since,
+       unavailable_reason,
+       empty_streak,
+       last_data_at,
        -- How far the shared request budget (migration 0015) is spent
        -- ahead of now: 0 when a whole burst may go at once.
        greatest(0, extract(epoch FROM b.tat - coalesce($1::timestamptz, now())))::float8

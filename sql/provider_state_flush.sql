@@ -1,12 +1,17 @@
 -- What one process saw of each provider since its last flush
 -- (src/queue/ledger.rs): counts are added, the latest success and error
 -- kept; the counts also go to this minute's provider_minutes row. $8 is
--- the caller's clock (NULL: the database's).
+-- the caller's clock (NULL: the database's). $9: empty answers since the
+-- batch's last answer with data ($10, NULL: none in this batch); $11: why
+-- the provider became unavailable for this deployment (the first reason
+-- stays).
 WITH d AS (
     SELECT *
     FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[],
-                $5::timestamptz[], $6::timestamptz[], $7::text[])
-         AS d (provider, requests, rate_limited, errors, success_at, error_at, error)
+                $5::timestamptz[], $6::timestamptz[], $7::text[],
+                $9::bigint[], $10::timestamptz[], $11::text[])
+         AS d (provider, requests, rate_limited, errors, success_at, error_at, error,
+               empty, data_at, unavailable)
 ),
 minutes AS (
     INSERT INTO provider_minutes AS m (provider, minute, requests, rate_limited, errors)
@@ -22,9 +27,13 @@ minutes AS (
 )
 INSERT INTO provider_state AS s
     (provider, requests_total, rate_limited_total, errors_total,
-     last_success_at, last_error_at, last_error, updated_at)
+     last_success_at, last_error_at, last_error, updated_at,
+     empty_streak, last_data_at, unavailable_since, unavailable_reason)
 SELECT d.provider, d.requests, d.rate_limited, d.errors,
-       d.success_at, d.error_at, d.error, coalesce($8::timestamptz, now())
+       d.success_at, d.error_at, d.error, coalesce($8::timestamptz, now()),
+       least(d.empty, 2147483647)::integer, d.data_at,
+       CASE WHEN d.unavailable IS NOT NULL THEN coalesce($8::timestamptz, now()) END,
+       d.unavailable
 FROM d
 ORDER BY d.provider
 ON CONFLICT (provider) DO UPDATE
@@ -43,4 +52,12 @@ SET requests_total = s.requests_total + excluded.requests_total,
         WHEN excluded.last_error_at > coalesce(s.last_error_at, '-infinity') THEN excluded.last_error
         ELSE s.last_error
     END,
+    -- Data in this batch restarts the streak from the empties after it.
+    empty_streak = CASE
+        WHEN excluded.last_data_at IS NOT NULL THEN excluded.empty_streak
+        ELSE least(s.empty_streak::bigint + excluded.empty_streak, 2147483647)::integer
+    END,
+    last_data_at = greatest(s.last_data_at, excluded.last_data_at),
+    unavailable_since = coalesce(s.unavailable_since, excluded.unavailable_since),
+    unavailable_reason = coalesce(s.unavailable_reason, excluded.unavailable_reason),
     updated_at = excluded.updated_at

@@ -124,6 +124,12 @@ fn fill(listings: &[Listing], kind: ProviderKind) -> Vec<Option<String>> {
                 ProviderKind::Yahoo => l.yahoo_symbol.clone(),
                 ProviderKind::Binance => l.binance_symbol.clone(),
                 ProviderKind::CoinGecko => l.coingecko_id.clone(),
+                // The catalog has no column for these: always derived.
+                ProviderKind::Kraken
+                | ProviderKind::Coinbase
+                | ProviderKind::Frankfurter
+                | ProviderKind::Fmp
+                | ProviderKind::AlphaVantage => None,
             }?;
             let bare = Asset {
                 id: 0,

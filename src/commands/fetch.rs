@@ -37,7 +37,8 @@ pub enum Format {
 )]
 pub struct FetchArgs {
     /// The provider's symbol: AAPL, OCDO.L, GC=F, EURUSD=X, BTC-USD (Yahoo),
-    /// BTCUSDT (Binance), bitcoin (a CoinGecko id).
+    /// BTCUSDT (Binance), bitcoin (a CoinGecko id), XBTUSD (Kraken), BTC-USD
+    /// (Coinbase), EURUSD (Frankfurter).
     pub symbol: String,
     /// Which provider to ask.
     #[arg(long, value_enum)]
@@ -48,7 +49,8 @@ pub struct FetchArgs {
     /// Last date, YYYY-MM-DD, inclusive. Default: today (UTC).
     #[arg(long, value_parser = crate::config::date("--to"))]
     pub to: Option<NaiveDate>,
-    /// Bar length: 1m, 5m, 15m, 30m, 1h, 1d, 1wk, 1mo (CoinGecko: 1d only).
+    /// Bar length: 1m, 5m, 15m, 30m, 1h, 1d, 1wk, 1mo (CoinGecko and
+    /// Frankfurter: 1d only; Kraken up to 1wk; Coinbase up to 1d, no 30m).
     #[arg(long, default_value = "1d")]
     pub interval: Interval,
     #[arg(long, value_enum, default_value_t = Format::Json)]
@@ -60,7 +62,8 @@ pub struct FetchArgs {
 #[derive(Debug, Clone, clap::Args)]
 #[command(override_usage = "pricekeeper quote <SYMBOLS>... --provider <PROVIDER> [OPTIONS]")]
 pub struct QuoteArgs {
-    /// The provider's symbols (CoinGecko: ids).
+    /// The provider's symbols (CoinGecko: ids; Kraken: XBTUSD; Coinbase:
+    /// BTC-USD; Frankfurter: EURUSD).
     #[arg(required = true, num_args = 1..)]
     pub symbols: Vec<String>,
     /// Which provider to ask.
@@ -82,6 +85,9 @@ pub async fn fetch(args: FetchArgs) -> ExitCode {
         Ok(providers) => providers,
         Err(e) => return fail_setup(&e),
     };
+    if let Err(code) = check_enabled(&providers, args.provider) {
+        return code;
+    }
     let provider = providers.get(args.provider);
     match provider
         .history(&args.symbol, args.from, to, args.interval)
@@ -98,6 +104,19 @@ pub async fn fetch(args: FetchArgs) -> ExitCode {
     }
 }
 
+/// A keyed provider asked for without its key is a usage error (exit 2).
+fn check_enabled(providers: &Providers, kind: ProviderKind) -> Result<(), ExitCode> {
+    if providers.enabled(kind) {
+        return Ok(());
+    }
+    let var = kind.key_var().unwrap_or("its API key");
+    eprintln!(
+        "error: --provider {kind} needs {var}; set it (environment or --{})",
+        var.to_ascii_lowercase().replace('_', "-")
+    );
+    Err(ExitCode::from(EXIT_USAGE))
+}
+
 pub async fn quote(args: QuoteArgs) -> ExitCode {
     let mut symbols: Vec<String> = Vec::new();
     for symbol in args.symbols {
@@ -109,6 +128,9 @@ pub async fn quote(args: QuoteArgs) -> ExitCode {
         Ok(providers) => providers,
         Err(e) => return fail_setup(&e),
     };
+    if let Err(code) = check_enabled(&providers, args.provider) {
+        return code;
+    }
     match providers.get(args.provider).quotes(&symbols).await {
         Ok(quotes) => {
             let code = report_missing(&mut io::stderr().lock(), &quotes);

@@ -126,6 +126,7 @@ impl Ticker {
                 .fetch_all(&self.pool)
                 .await?;
         report.tracked = assets.len();
+        cooldown::restore_unavailable(&self.pool, &self.providers).await?;
         let cooling: HashSet<ProviderKind> = cooldown::cooling_providers(&self.pool, Some(now))
             .await?
             .into_iter()

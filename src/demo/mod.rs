@@ -235,6 +235,15 @@ fn demo_settings(settings: &Settings, market: &url::Url) -> Settings {
     s.providers.yahoo_url = market.clone();
     s.providers.binance_url = market.clone();
     s.providers.coingecko_url = market.clone();
+    // The simulated market answers as these three only: the other sources
+    // would be asked on the real internet.
+    {
+        use crate::providers::ProviderKind::{Binance, CoinGecko, Yahoo};
+        use crate::providers::settings::Chain;
+        s.providers.crypto_chain = Chain(vec![Binance, CoinGecko, Yahoo]);
+        s.providers.market_chain = Chain(vec![Yahoo]);
+        s.providers.fx_chain = Chain(vec![Yahoo]);
+    }
     s.providers.yahoo_rate = fast;
     s.providers.binance_rate = fast;
     s.providers.coingecko_rate = Some(Rate {

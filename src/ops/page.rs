@@ -106,7 +106,7 @@ h1{font-size:1.4em;margin:0 0 .2em}h2{font-size:1.1em;margin:1.4em 0 .4em}\
 table{border-collapse:collapse;background:#fff}td,th{border:1px solid #ddd;padding:.25em .6em;text-align:left;vertical-align:top}\
 th{background:#f0f0f0}.num{text-align:right}.muted{color:#777}\
 .badge{display:inline-block;padding:.1em .6em;border-radius:.8em;color:#fff;font-weight:600}\
-.ok{background:#2e7d32}.degraded{background:#ef6c00}.failing{background:#c62828}.cooling{background:#1565c0}.unused{background:#888}\
+.ok{background:#2e7d32}.degraded{background:#ef6c00}.failing{background:#c62828}.cooling{background:#1565c0}.unused{background:#888}.unhealthy{background:#ef6c00}.unavailable{background:#6a1b1b}\
 .msg{max-width:50em;word-break:break-word}";
 
 pub fn render(d: &PageData) -> String {
@@ -232,12 +232,15 @@ fn sources_section(h: &mut String, sources: &[Source]) {
     );
     for s in sources {
         let class = s.status.as_str();
-        let error = match (&s.last_error_at, &s.last_error) {
+        let mut error = match (&s.last_error_at, &s.last_error) {
             (Some(at), Some(m)) if s.status != SourceStatus::Unused => {
                 format!("{}: {}", time(at), escape(m))
             }
             _ => "none".to_owned(),
         };
+        if let Some(problem) = &s.problem {
+            error = format!("<strong>{}</strong><br>{error}", escape(problem));
+        }
         let _ = write!(
             h,
             "<tr><td>{}</td><td><span class=\"badge {class}\">{class}</span></td><td>{}</td>\

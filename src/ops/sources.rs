@@ -7,6 +7,13 @@
 //! success and that success is older than the limit. One that never
 //! succeeded has no such start; it counts as failing once four rate limits
 //! in a row (5 + 10 + 20 + 40 minutes of cooldown) or twenty errors say so.
+//!
+//! Two states outrank these: `unavailable`, a provider refused for good for
+//! this deployment (Binance's 451 on both its hosts, recorded in
+//! `provider_state` and kept across restarts), and `unhealthy`, a provider
+//! whose last [`EMPTY_UNHEALTHY_AFTER`] answers were well-formed but held
+//! no data for any symbol: an API that changed silently, not that many
+//! unknown symbols.
 
 use std::time::Duration;
 
@@ -31,6 +38,10 @@ struct Row {
     requests_total: i64,
     errors_total: i64,
     rate_limited_total: i64,
+    unavailable_since: Option<DateTime<Utc>>,
+    unavailable_reason: Option<String>,
+    empty_streak: i32,
+    last_data_at: Option<DateTime<Utc>>,
     budget_ahead_s: Option<f64>,
     hour_requests: i64,
     hour_rate_limited: i64,
@@ -55,6 +66,10 @@ pub enum SourceStatus {
     Cooling,
     /// Refusing for longer than PRICEKEEPER_SOURCE_FAILING_AFTER.
     Failing,
+    /// Answers well-formed but empty for every symbol, many in a row.
+    Unhealthy,
+    /// Refused for good for this deployment (Binance's 451).
+    Unavailable,
 }
 
 impl SourceStatus {
@@ -64,6 +79,8 @@ impl SourceStatus {
             Self::Ok => "ok",
             Self::Cooling => "cooling",
             Self::Failing => "failing",
+            Self::Unhealthy => "unhealthy",
+            Self::Unavailable => "unavailable",
         }
     }
 }
@@ -98,8 +115,21 @@ pub struct Source {
     pub requests_total: i64,
     pub errors_total: i64,
     pub rate_limited_total: i64,
+    /// Set when the provider is unavailable for this deployment.
+    pub unavailable_since: Option<DateTime<Utc>>,
+    /// What is wrong beyond the last error, in an operator's words
+    /// (`unavailable` and `unhealthy` say why).
+    pub problem: Option<String>,
+    /// Well-formed answers without data in a row, and when data last came.
+    pub empty_answers_in_a_row: i32,
+    pub last_data_at: Option<DateTime<Utc>>,
     pub budget: Budget,
 }
+
+/// Empty answers in a row after which a provider is `unhealthy`: a few
+/// unknown symbols in a row happen; this many, across every symbol asked,
+/// is an API that stopped answering with data.
+pub const EMPTY_UNHEALTHY_AFTER: i32 = 20;
 
 /// Every known provider (called or not), from `provider_state` and `rates`.
 pub async fn fetch(
@@ -152,6 +182,10 @@ fn source(
         requests_total: row.map_or(0, |r| r.requests_total),
         errors_total: row.map_or(0, |r| r.errors_total),
         rate_limited_total: row.map_or(0, |r| r.rate_limited_total),
+        unavailable_since: row.and_then(|r| r.unavailable_since),
+        problem: row.and_then(problem),
+        empty_answers_in_a_row: row.map_or(0, |r| r.empty_streak),
+        last_data_at: row.and_then(|r| r.last_data_at),
         budget: budget(rate, row),
     }
 }
@@ -172,7 +206,28 @@ fn budget(rate: Option<Rate>, row: Option<&Row>) -> Budget {
     }
 }
 
+/// Why a provider is `unavailable` or `unhealthy`, if it is.
+fn problem(r: &Row) -> Option<String> {
+    if r.unavailable_since.is_some() {
+        return Some(
+            r.unavailable_reason
+                .clone()
+                .unwrap_or_else(|| "unavailable for this deployment".to_owned()),
+        );
+    }
+    (r.empty_streak >= EMPTY_UNHEALTHY_AFTER).then(|| {
+        format!(
+            "the last {} answers were well-formed but held no data for any symbol; \
+             the API may have changed",
+            r.empty_streak
+        )
+    })
+}
+
 fn status(r: &Row, now: DateTime<Utc>, failing_after: Duration) -> SourceStatus {
+    if r.unavailable_since.is_some() {
+        return SourceStatus::Unavailable;
+    }
     let refusing = match (r.last_error_at, r.last_success_at) {
         (Some(error), Some(success)) => error > success,
         (Some(_), None) => true,
@@ -186,6 +241,8 @@ fn status(r: &Row, now: DateTime<Utc>, failing_after: Duration) -> SourceStatus 
         };
     if failing {
         SourceStatus::Failing
+    } else if r.empty_streak >= EMPTY_UNHEALTHY_AFTER {
+        SourceStatus::Unhealthy
     } else if r.cooling == Some(true) {
         SourceStatus::Cooling
     } else if r.last_success_at.is_none() && r.last_error_at.is_none() {
@@ -217,13 +274,18 @@ pub async fn watch(
             continue; // the database is down: other loops say so
         };
         for s in sources {
-            let now_failing = s.status == SourceStatus::Failing;
+            let now_failing = matches!(
+                s.status,
+                SourceStatus::Failing | SourceStatus::Unhealthy | SourceStatus::Unavailable
+            );
             if now_failing && failing.insert(s.provider.clone()) {
-                tracing::warn!(provider = %s.provider,
+                tracing::warn!(provider = %s.provider, status = s.status.as_str(),
                     last_success_at = ?s.last_success_at,
                     last_error = s.last_error.as_deref().unwrap_or(""),
                     cooling_until = ?s.cooling_until,
-                    "provider keeps refusing: no success for longer than PRICEKEEPER_SOURCE_FAILING_AFTER; \
+                    problem = s.problem.as_deref().unwrap_or(""),
+                    "provider is not serving (failing: no success for longer than PRICEKEEPER_SOURCE_FAILING_AFTER; \
+                     unhealthy: empty answers for every symbol; unavailable: refused for this deployment); \
                      its jobs wait or fall back to the next provider");
             } else if !now_failing && failing.remove(&s.provider) {
                 tracing::info!(provider = %s.provider, "provider serves again");
@@ -248,6 +310,10 @@ mod tests {
             requests_total: 0,
             errors_total: 0,
             rate_limited_total: 0,
+            unavailable_since: None,
+            unavailable_reason: None,
+            empty_streak: 0,
+            last_data_at: None,
             budget_ahead_s: None,
             hour_requests: 0,
             hour_rate_limited: 0,
@@ -317,6 +383,33 @@ mod tests {
                     ..row()
                 },
                 SourceStatus::Failing,
+            ),
+            (
+                "twenty empty answers in a row",
+                Row {
+                    last_success_at: ago(1),
+                    empty_streak: EMPTY_UNHEALTHY_AFTER,
+                    ..row()
+                },
+                SourceStatus::Unhealthy,
+            ),
+            (
+                "nineteen empty answers",
+                Row {
+                    last_success_at: ago(1),
+                    empty_streak: EMPTY_UNHEALTHY_AFTER - 1,
+                    ..row()
+                },
+                SourceStatus::Ok,
+            ),
+            (
+                "refused from this location",
+                Row {
+                    last_error_at: ago(1),
+                    unavailable_since: ago(10),
+                    ..row()
+                },
+                SourceStatus::Unavailable,
             ),
         ];
         for (name, r, want) in cases {

@@ -13,10 +13,10 @@ use std::str::FromStr;
 use chrono::{DateTime, Duration as TimeDelta, Utc};
 use rust_decimal::Decimal;
 
-use super::ProviderKind;
 use super::error::ProviderError;
+use super::kind::ProviderKind;
 
-/// Bar length. Which ones a provider serves is in [`super::Provider::intervals`].
+/// Bar length. Each provider lists the ones it serves (its `INTERVALS`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Interval {
     M1,
@@ -139,12 +139,16 @@ pub struct Bar {
 pub enum BarFlag {
     /// Close moved more than 50% from the previous bar's close. Kept, not dropped.
     Spike,
+    /// An official reference rate (the ECB's, from Frankfurter), not a
+    /// traded price: one fixing a day, no open, high, low or volume.
+    Reference,
 }
 
 impl BarFlag {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Spike => "spike",
+            Self::Reference => "reference",
         }
     }
 }

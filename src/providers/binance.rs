@@ -8,24 +8,25 @@
 //! going, 418: an IP ban whose end is in the message).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Days, NaiveDate, NaiveTime, Timelike, Utc};
-use reqwest::header::HeaderMap;
 use serde::Deserialize;
 use serde_json::Value;
+use url::Url;
 
+use super::assemble::assemble;
 use super::bar::{History, Interval, Quote, Quotes, RawBar, decimal_from_str, from_unix_millis};
+use super::batch::in_batches;
+use super::checks::{check_request, check_row_count, max_rows};
 use super::error::{ErrorContext, ProviderError};
-use super::http::{Endpoint, Reply, classify, history_body_cap, snippet};
+use super::http::{Call, Endpoint, EndpointConfig, Reply, history_body_cap, snippet};
+use super::kind::ProviderKind;
+use super::pairs::quote_currency;
+use super::provider::Provider;
 use super::rate_limit::RateLimiter;
 use super::symbol::Printable;
-use super::{
-    EndpointConfig, Provider, ProviderKind, assemble, batch_failure, check_request,
-    check_row_count, max_rows,
-};
 
 const INTERVALS: &[Interval] = &[
     Interval::M1,
@@ -48,12 +49,17 @@ const TICKER_BATCH: usize = 100;
 /// Share of the weight budget at which requests wait for the next minute.
 const WEIGHT_HOLD_PERCENT: u64 = 80;
 
+mod errors;
+mod restricted;
+
+use errors::classify_binance;
+use restricted::{After451, Restricted};
+
 #[derive(Debug)]
 pub struct Binance {
     endpoint: Endpoint,
     weight_limit: u32,
-    /// The last `X-MBX-USED-WEIGHT-1M` seen (for logs and tests).
-    used_weight: AtomicU32,
+    restricted: Restricted,
 }
 
 impl Binance {
@@ -61,16 +67,31 @@ impl Binance {
         Ok(Self {
             endpoint: Endpoint::new(ProviderKind::Binance, &config)?,
             weight_limit,
-            used_weight: AtomicU32::new(0),
+            restricted: Restricted::new(&config.base_url, None),
         })
+    }
+
+    /// The same client, moving to `data_url` (the market-data host) after
+    /// a 451 from its base URL.
+    pub fn with_data_host(mut self, data_url: Url) -> Self {
+        self.restricted = Restricted::new(&self.endpoint.url(&[]), Some(data_url));
+        self
+    }
+
+    /// Why Binance is unavailable for this deployment, if it is (a 451
+    /// from both hosts).
+    pub fn unavailable(&self) -> Option<&str> {
+        self.restricted.unavailable()
+    }
+
+    /// Makes Binance unavailable without asking it: the deployment's
+    /// record in `provider_state`, read after a restart.
+    pub fn mark_unavailable(&self, reason: &str) {
+        self.restricted.mark_unavailable(reason);
     }
 
     pub fn limiter(&self) -> &RateLimiter {
         &self.endpoint.limiter
-    }
-
-    pub fn used_weight(&self) -> u32 {
-        self.used_weight.load(Ordering::Relaxed)
     }
 
     /// Prices of `symbols` from one `ticker/price` request without a symbol
@@ -130,20 +151,33 @@ impl Binance {
         query: &[(&str, String)],
         max_body: Option<usize>,
     ) -> Result<Reply, ProviderError> {
-        let mut url = self.endpoint.url(path);
-        url.query_pairs_mut().extend_pairs(query);
-        let reply = self
-            .endpoint
-            .get_at_most(ctx, url, HeaderMap::new(), max_body)
-            .await?;
-        self.watch_weight(ctx, &reply);
-        if reply.status.is_success() {
-            Ok(reply)
-        } else {
-            Err(self
+        // At most twice: the main host, then once the market-data host.
+        for _ in 0..2 {
+            if let Some(reason) = self.restricted.unavailable() {
+                return Err(ctx.refused(reason));
+            }
+            let to_data_host = self.restricted.on_data_host(&self.endpoint);
+            let mut restricted = false;
+            let call = Call::new(path, query).at_most(max_body);
+            let reply = self
                 .endpoint
-                .note(classify_binance(ctx, &reply, Utc::now())))
+                .call(ctx, call, |ctx, reply| {
+                    // Every reply, errors included, tells the weight used.
+                    self.watch_weight(ctx, reply);
+                    restricted = reply.status.as_u16() == 451;
+                    (!reply.status.is_success()).then(|| classify_binance(ctx, reply, Utc::now()))
+                })
+                .await;
+            if !restricted {
+                return reply;
+            }
+            if let After451::Unavailable(reason) =
+                self.restricted.after_451(&self.endpoint, to_data_host)
+            {
+                return Err(ctx.refused(reason));
+            }
         }
+        Err(ctx.refused("HTTP 451 from both Binance hosts"))
     }
 
     fn watch_weight(&self, ctx: &ErrorContext, reply: &Reply) {
@@ -155,7 +189,6 @@ impl Binance {
         else {
             return;
         };
-        self.used_weight.store(used, Ordering::Relaxed);
         if let Some(wait) = weight_pause(used, self.weight_limit, Utc::now()) {
             tracing::info!(provider = "binance", symbol = %Printable(&ctx.symbol), used, limit = self.weight_limit,
                 wait_ms = wait.as_millis() as u64, "request weight near the budget; holding requests");
@@ -218,14 +251,6 @@ impl Binance {
 
 #[async_trait]
 impl Provider for Binance {
-    fn kind(&self) -> ProviderKind {
-        ProviderKind::Binance
-    }
-
-    fn intervals(&self) -> &'static [Interval] {
-        INTERVALS
-    }
-
     #[tracing::instrument(skip_all, fields(provider = "binance", symbol = symbol, %interval))]
     async fn history(
         &self,
@@ -299,16 +324,10 @@ impl Provider for Binance {
 
     #[tracing::instrument(skip_all, fields(provider = "binance", symbols = symbols.len()))]
     async fn quotes(&self, symbols: &[String]) -> Result<Quotes, ProviderError> {
-        let mut out = Quotes::default();
-        for (i, batch) in symbols.chunks(TICKER_BATCH).enumerate() {
-            let before = out.quotes.len() + out.missing.len();
-            if let Err(e) = self.ticker(batch, &mut out).await {
-                let answered = out.quotes.len() + out.missing.len() - before;
-                let rest = &symbols[i * TICKER_BATCH + answered..];
-                return batch_failure(out, rest, e);
-            }
-        }
-        Ok(out)
+        in_batches(self, symbols, TICKER_BATCH, |p, batch, out| {
+            Box::pin(p.ticker(batch, out))
+        })
+        .await
     }
 }
 
@@ -361,40 +380,6 @@ impl Kline {
     }
 }
 
-/// The ISO currency a Binance pair is priced in, from its quote asset.
-/// Dollar stablecoins count as USD: that is how portfolios value them, and
-/// they trade within a fraction of a percent of it. Pairs priced in another
-/// coin (ETHBTC) have no ISO currency.
-pub fn quote_currency(symbol: &str) -> Option<String> {
-    const QUOTES: &[(&str, &str)] = &[
-        ("FDUSD", "USD"),
-        ("USDT", "USD"),
-        ("USDC", "USD"),
-        ("BUSD", "USD"),
-        ("TUSD", "USD"),
-        ("USDP", "USD"),
-        ("EUR", "EUR"),
-        ("GBP", "GBP"),
-        ("TRY", "TRY"),
-        ("BRL", "BRL"),
-        ("JPY", "JPY"),
-        ("AUD", "AUD"),
-        ("ARS", "ARS"),
-        ("MXN", "MXN"),
-        ("PLN", "PLN"),
-        ("ZAR", "ZAR"),
-        ("UAH", "UAH"),
-        ("RON", "RON"),
-        ("COP", "COP"),
-        ("CZK", "CZK"),
-    ];
-    let symbol = symbol.to_ascii_uppercase();
-    QUOTES
-        .iter()
-        .find(|(suffix, _)| symbol.len() > suffix.len() && symbol.ends_with(suffix))
-        .map(|(_, iso)| (*iso).to_owned())
-}
-
 /// How long to hold requests after Binance reported `used` weight of
 /// `limit` this minute: from 80% on, until the minute turns (Binance's
 /// window is the calendar minute), plus a second for clock differences.
@@ -404,64 +389,6 @@ pub fn weight_pause(used: u32, limit: u32, now: DateTime<Utc>) -> Option<Duratio
     }
     let into_minute = Duration::new(u64::from(now.second()), now.nanosecond().min(999_999_999));
     Some(Duration::from_secs(61).saturating_sub(into_minute))
-}
-
-/// Binance's error shapes: `{"code": -1121, "msg": "Invalid symbol."}`
-/// (400) is a not-found; 418 is an IP ban (rate limited until the epoch-ms
-/// time in `msg` when no Retry-After is given); the rest is shared.
-fn classify_binance(ctx: &ErrorContext, reply: &Reply, now: DateTime<Utc>) -> ProviderError {
-    let error: Option<BinanceError> = serde_json::from_slice(&reply.body).ok();
-    let msg = error
-        .as_ref()
-        .and_then(|e| e.msg.clone())
-        .unwrap_or_else(|| snippet(&reply.body));
-    let code = error.as_ref().and_then(|e| e.code);
-    let status = reply.status.as_u16();
-    let message = match code {
-        Some(code) => format!("HTTP {status} ({code}): {msg}"),
-        None => format!("HTTP {status}: {msg}"),
-    };
-    match (status, code) {
-        (418, _) => {
-            let wait = reply.retry_after().or_else(|| ban_end(&msg, now));
-            ctx.rate_limited(
-                wait,
-                format!("IP banned for ignoring rate limits; {message}"),
-            )
-        }
-        (429, _) => ctx.rate_limited(reply.retry_after(), message),
-        (451, _) => ctx.refused(format!("service unavailable from this location; {message}")),
-        (400, Some(-1121 | -1100)) => ctx.not_found(message),
-        (400, Some(-1120)) => ctx.unsupported(message),
-        _ => {
-            let mut e = classify(ctx, reply);
-            if let ProviderError::Refused { message: m, .. }
-            | ProviderError::NotFound { message: m, .. } = &mut e
-            {
-                m.clone_from(&message);
-            }
-            e
-        }
-    }
-}
-
-/// The end of a ban from its message, "IP banned until 1700000000000.".
-fn ban_end(msg: &str, now: DateTime<Utc>) -> Option<Duration> {
-    let digits: String = msg
-        .split("until")
-        .nth(1)?
-        .trim_start()
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    let until = from_unix_millis(digits.parse().ok()?)?;
-    Some((until - now).to_std().unwrap_or(Duration::ZERO))
-}
-
-#[derive(Debug, Deserialize)]
-struct BinanceError {
-    code: Option<i64>,
-    msg: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -484,21 +411,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn quote_assets_map_to_iso_currencies() {
-        let cases = [
-            ("BTCUSDT", Some("USD")),
-            ("ETHFDUSD", Some("USD")),
-            ("BTCEUR", Some("EUR")),
-            ("btcusdc", Some("USD")),
-            ("ETHBTC", None),
-            ("USDT", None),
-        ];
-        for (symbol, want) in cases {
-            assert_eq!(quote_currency(symbol).as_deref(), want, "{symbol}");
-        }
-    }
-
-    #[test]
     fn weight_near_the_budget_holds_until_the_next_minute() {
         let at = |s| Utc.with_ymd_and_hms(2024, 3, 1, 12, 0, s).unwrap();
         assert_eq!(weight_pause(100, 6000, at(10)), None);
@@ -515,14 +427,6 @@ mod tests {
             weight_pause(9000, 6000, at(0)),
             Some(Duration::from_secs(61))
         );
-    }
-
-    #[test]
-    fn ban_end_is_read_from_the_message() {
-        let now = Utc.timestamp_millis_opt(1_700_000_000_000).unwrap();
-        let msg = "Way too much request weight used; IP banned until 1700000120000. Please use WebSocket Streams.";
-        assert_eq!(ban_end(msg, now), Some(Duration::from_secs(120)));
-        assert_eq!(ban_end("banned", now), None);
     }
 
     #[test]

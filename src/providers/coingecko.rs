@@ -19,17 +19,18 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::assemble::assemble;
 use super::bar::{
     History, Interval, Quote, Quotes, RawBar, RowReader, decimal_from_f64, from_unix_millis,
     from_unix_secs,
 };
+use super::batch::in_batches;
+use super::checks::{check_request, check_row_count, max_rows};
 use super::error::{ErrorContext, ProviderError};
-use super::http::{Endpoint, Reply, classify, history_body_cap, snippet};
+use super::http::{Call, Endpoint, EndpointConfig, Reply, classify, history_body_cap, snippet};
+use super::kind::ProviderKind;
+use super::provider::Provider;
 use super::rate_limit::RateLimiter;
-use super::{
-    EndpointConfig, Provider, ProviderKind, assemble, batch_failure, check_request,
-    check_row_count, max_rows,
-};
 
 const INTERVALS: &[Interval] = &[Interval::D1];
 /// Ids per `simple/price` request (they travel in the URL).
@@ -99,17 +100,25 @@ impl CoinGecko {
         if let Some(message) = self.key_refused.get() {
             return Err(ctx.refused(message.clone()));
         }
-        let mut url = self.endpoint.url(path);
-        url.query_pairs_mut().extend_pairs(query);
-        let reply = self
+        let call = Call::new(path, query)
+            .at_most(max_body)
+            .with_headers(self.headers.clone());
+        let mut refused_key = false;
+        let judged = self
             .endpoint
-            .get_at_most(ctx, url, self.headers.clone(), max_body)
-            .await?;
-        if reply.status.is_success() && !throttled_in_body(&reply) {
-            return Ok(reply);
-        }
-        let error = self.endpoint.note(classify_coingecko(ctx, &reply));
-        if key_refused(&reply) {
+            .call(ctx, call, |ctx, reply| {
+                if reply.status.is_success() && !throttled_in_body(reply) {
+                    return None;
+                }
+                refused_key = key_refused(reply);
+                Some(classify_coingecko(ctx, reply))
+            })
+            .await;
+        let error = match judged {
+            Ok(reply) => return Ok(reply),
+            Err(error) => error,
+        };
+        if refused_key {
             let message = format!(
                 "CoinGecko refused the API key ({error}); check COINGECKO_API_KEY \
                  (a Demo key needs the api.coingecko.com URL, a Pro key pro-api.coingecko.com); \
@@ -183,14 +192,6 @@ impl CoinGecko {
 
 #[async_trait]
 impl Provider for CoinGecko {
-    fn kind(&self) -> ProviderKind {
-        ProviderKind::CoinGecko
-    }
-
-    fn intervals(&self) -> &'static [Interval] {
-        INTERVALS
-    }
-
     #[tracing::instrument(skip_all, fields(provider = "coingecko", symbol = id, %interval))]
     async fn history(
         &self,
@@ -291,13 +292,10 @@ impl Provider for CoinGecko {
 
     #[tracing::instrument(skip_all, fields(provider = "coingecko", symbols = ids.len()))]
     async fn quotes(&self, ids: &[String]) -> Result<Quotes, ProviderError> {
-        let mut out = Quotes::default();
-        for (i, batch) in ids.chunks(PRICE_BATCH).enumerate() {
-            if let Err(e) = self.prices(batch, &mut out).await {
-                return batch_failure(out, &ids[i * PRICE_BATCH..], e);
-            }
-        }
-        Ok(out)
+        in_batches(self, ids, PRICE_BATCH, |p, batch, out| {
+            Box::pin(p.prices(batch, out))
+        })
+        .await
     }
 }
 

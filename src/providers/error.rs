@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use super::ProviderKind;
+use super::kind::ProviderKind;
 use super::symbol::Printable;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,21 +1,34 @@
 //! The HTTP edge shared by the providers: one client per provider (timeout,
-//! browser-like User-Agent), a size-capped body read, Retry-After parsing and
-//! the status classification that is the same for every provider. Provider
-//! modules only add what is theirs (Binance's 418 and error codes, Yahoo's
-//! `chart.error`, …).
+//! User-Agent, gzip), its rate limiter and base URL, and the one request
+//! path every provider uses ([`Endpoint::call`]): build the URL, wait for
+//! the budget, send, read capped ([`reply`]), let the provider's judge read
+//! statuses and error bodies, note a rate limit. Provider modules only add
+//! what is theirs (Binance's 418 and error codes, Yahoo's `chart.error`,
+//! Kraken's errors in 200 bodies, …).
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use reqwest::header::{HeaderMap, RETRY_AFTER};
-use reqwest::{Response, StatusCode};
+use reqwest::header::HeaderMap;
 
 use url::Url;
 
-use super::EndpointConfig;
 use super::error::{ErrorContext, ProviderError};
-use super::rate_limit::RateLimiter;
+use super::kind::ProviderKind;
+use super::rate_limit::{Rate, RateLimiter};
 use super::symbol::Printable;
+
+mod reply;
+
+use reply::read_reply;
+pub use reply::{Reply, classify, history_body_cap, retry_after, snippet, status_only};
+
+/// What every provider but Yahoo is told: who is asking, plainly (Kraken
+/// and Coinbase refuse requests without a User-Agent).
+pub const OWN_USER_AGENT: &str = concat!(
+    "pricekeeper/",
+    env!("CARGO_PKG_VERSION"),
+    " (price history service; reqwest)"
+);
 
 /// Yahoo answers scripts with 429s sooner than browsers.
 pub const USER_AGENT: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 \
@@ -25,78 +38,199 @@ pub const USER_AGENT: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWeb
 /// reached the provider, so nothing about the provider is to be recorded.
 pub const NOT_SENT: &str = "cooling down after the provider's last rate limit; no request sent";
 
-/// Whether `error` is a refusal of ours (a cooldown in force), not the
-/// provider's answer.
+/// The message of a request not sent because the provider's budget has no
+/// token for a long while (a budget counted per day, spent).
+pub const BUDGET_SPENT: &str = "the request budget is spent for now; no request sent";
+
+/// Tokens further off than this are not waited for when the budget is
+/// counted per day or longer: the job snoozes instead of holding a worker.
+const LONG_BUDGET_PATIENCE: Duration = Duration::from_secs(60);
+
+/// Whether `error` is a refusal of ours (a cooldown in force, a spent
+/// budget), not the provider's answer.
 pub fn not_sent(error: &ProviderError) -> bool {
-    matches!(error, ProviderError::RateLimited { message, .. } if message == NOT_SENT)
+    matches!(error, ProviderError::RateLimited { message, .. }
+        if message == NOT_SENT || message == BUDGET_SPENT)
 }
 
 /// A real history body is a few hundred kilobytes; beyond this something is wrong.
 pub const DEFAULT_MAX_BODY: usize = 32 * 1024 * 1024;
 
 /// Redirects followed at most; the APIs answer without any.
-const MAX_REDIRECTS: usize = 3;
+pub(crate) const MAX_REDIRECTS: usize = 3;
 
+/// A client with the browser-like User-Agent (Yahoo, the catalog's downloads).
 pub fn client(timeout: Duration) -> reqwest::Result<reqwest::Client> {
+    client_as(timeout, USER_AGENT)
+}
+
+/// A client sending `user_agent`, and `Accept-Encoding: gzip` (bodies the
+/// server compresses are decoded before the size cap counts them).
+pub fn client_as(timeout: Duration, user_agent: &str) -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
-        .user_agent(USER_AGENT)
+        .user_agent(user_agent)
+        .gzip(true)
         .timeout(timeout)
         .connect_timeout(timeout)
         .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
         .build()
 }
 
+/// The User-Agent `kind` is sent: Yahoo's fingerprinting throttles
+/// scripts, so it gets a browser's; every other provider is told plainly.
+pub fn user_agent(kind: ProviderKind) -> &'static str {
+    match kind {
+        ProviderKind::Yahoo => USER_AGENT,
+        _ => OWN_USER_AGENT,
+    }
+}
+
+/// Where and how fast to call one provider.
+#[derive(Debug, Clone)]
+pub struct EndpointConfig {
+    pub base_url: Url,
+    pub rate: Rate,
+    pub timeout: Duration,
+    /// Bodies larger than this are bad data, not read to the end.
+    pub max_body: usize,
+}
+
+impl EndpointConfig {
+    /// A 10 s timeout and a 32 MiB body cap.
+    pub fn new(base_url: Url, rate: Rate) -> Self {
+        Self {
+            base_url,
+            rate,
+            timeout: Duration::from_secs(10),
+            max_body: DEFAULT_MAX_BODY,
+        }
+    }
+}
+
+/// One request under a provider's base URL: path segments (each
+/// percent-encoded), query pairs, extra headers, and a body cap tighter
+/// than the endpoint's (`None`: the endpoint's own).
+#[derive(Debug, Default)]
+pub struct Call<'a> {
+    pub path: &'a [&'a str],
+    pub query: &'a [(&'a str, String)],
+    pub headers: HeaderMap,
+    pub max_body: Option<usize>,
+}
+
+impl<'a> Call<'a> {
+    pub fn new(path: &'a [&'a str], query: &'a [(&'a str, String)]) -> Self {
+        Self {
+            path,
+            query,
+            ..Self::default()
+        }
+    }
+
+    /// The same call with a tighter body cap (`None`: the endpoint's own).
+    pub fn at_most(self, max_body: Option<usize>) -> Self {
+        Self { max_body, ..self }
+    }
+
+    /// The same call with extra headers.
+    pub fn with_headers(self, headers: HeaderMap) -> Self {
+        Self { headers, ..self }
+    }
+}
+
 /// One provider's way out: its client, its rate limiter and its base URL.
+/// Every request of every provider goes through [`Endpoint::call`] (or,
+/// for an answer read whatever its status, [`Endpoint::send`] then
+/// [`Endpoint::judged`]).
 #[derive(Debug)]
 pub struct Endpoint {
-    pub kind: super::ProviderKind,
+    pub kind: ProviderKind,
     client: reqwest::Client,
     pub limiter: RateLimiter,
-    base_url: Url,
+    /// Behind a lock only so Binance can move to its market-data host
+    /// after a 451 ([`Endpoint::rebase`]).
+    base_url: std::sync::RwLock<Url>,
     max_body: usize,
+    /// How long a request may wait for a token (`None`: as long as it takes).
+    patience: Option<Duration>,
 }
 
 impl Endpoint {
-    pub fn new(kind: super::ProviderKind, config: &EndpointConfig) -> reqwest::Result<Self> {
+    pub fn new(kind: ProviderKind, config: &EndpointConfig) -> reqwest::Result<Self> {
         Ok(Self {
             kind,
-            client: client(config.timeout)?,
+            client: client_as(config.timeout, user_agent(kind))?,
             limiter: RateLimiter::new(config.rate),
-            base_url: config.base_url.clone(),
+            base_url: std::sync::RwLock::new(config.base_url.clone()),
             max_body: config.max_body,
+            patience: (config.rate.per >= Duration::from_secs(86_400))
+                .then_some(LONG_BUDGET_PATIENCE),
         })
     }
 
-    pub fn base_url(&self) -> &Url {
-        &self.base_url
+    fn base(&self) -> std::sync::RwLockReadGuard<'_, Url> {
+        self.base_url.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether requests go to `url` now.
+    pub fn is_based_at(&self, url: &Url) -> bool {
+        *self.base() == *url
+    }
+
+    /// Sends later requests to `url` instead of the configured base.
+    pub fn rebase(&self, url: Url) {
+        *self.base_url.write().unwrap_or_else(|p| p.into_inner()) = url;
     }
 
     /// The base URL with `segments` appended, each percent-encoded (`^GSPC`,
     /// `GC=F` and ids with slashes stay one segment).
     pub fn url(&self, segments: &[&str]) -> Url {
-        let mut url = self.base_url.clone();
+        let mut url = self.base().clone();
         if let Ok(mut path) = url.path_segments_mut() {
             path.pop_if_empty().extend(segments);
         }
         url
     }
 
-    /// Sends a GET once the rate limiter allows it and reads the reply,
-    /// whatever its status. While a provider-ordered cooldown is in force,
-    /// nothing is sent.
-    pub async fn get(
+    /// The request path every provider uses: builds the URL, sends a GET
+    /// once the rate limiter allows it, reads the reply, and lets `judge`
+    /// (the provider's reading of statuses and error bodies) say whether
+    /// it is a failure; a failure is noted ([`Endpoint::note`]) and
+    /// returned. [`status_only`] is the judge of providers whose errors
+    /// are all in the status.
+    pub async fn call(
         &self,
         ctx: &ErrorContext,
-        url: Url,
-        headers: HeaderMap,
+        call: Call<'_>,
+        judge: impl FnOnce(&ErrorContext, &Reply) -> Option<ProviderError>,
     ) -> Result<Reply, ProviderError> {
-        self.get_at_most(ctx, url, headers, None).await
+        let mut url = self.url(call.path);
+        if !call.query.is_empty() {
+            url.query_pairs_mut().extend_pairs(call.query);
+        }
+        let reply = self.send(ctx, url, call.headers, call.max_body).await?;
+        self.judged(ctx, reply, judge)
     }
 
-    /// [`Endpoint::get`] with a tighter body cap (`None`: the endpoint's
-    /// own): a history answer is refused once it is larger than its range
-    /// could need, before it is parsed.
-    pub async fn get_at_most(
+    /// `reply`, or the failure `judge` finds in it, noted.
+    pub fn judged(
+        &self,
+        ctx: &ErrorContext,
+        reply: Reply,
+        judge: impl FnOnce(&ErrorContext, &Reply) -> Option<ProviderError>,
+    ) -> Result<Reply, ProviderError> {
+        match judge(ctx, &reply) {
+            None => Ok(reply),
+            Some(error) => Err(self.note(error)),
+        }
+    }
+
+    /// Sends a GET to `url` once the rate limiter allows it and reads the
+    /// reply, whatever its status. While a provider-ordered cooldown is in
+    /// force, nothing is sent. `max_body` may tighten the endpoint's cap: a
+    /// history answer is refused once it is larger than its range could
+    /// need, before it is parsed.
+    pub async fn send(
         &self,
         ctx: &ErrorContext,
         url: Url,
@@ -105,13 +239,15 @@ impl Endpoint {
     ) -> Result<Reply, ProviderError> {
         let max_body = max_body.map_or(self.max_body, |cap| cap.min(self.max_body));
         self.refuse_while_cooling(ctx)?;
-        self.limiter.acquire().await;
+        if let Err(wait) = self.limiter.acquire_within(self.patience).await {
+            return Err(ctx.rate_limited(Some(wait), BUDGET_SPENT));
+        }
         // A 429 may have arrived while this request waited for a token:
         // sending now is what turns Binance's 429 into a 418 ban.
         self.refuse_while_cooling(ctx)?;
         self.limiter.sent();
         tracing::trace!(provider = %self.kind, symbol = %Printable(&ctx.symbol), path = url.path(), "request");
-        send(ctx, self.client.get(url).headers(headers), max_body).await
+        read_reply(ctx, self.client.get(url).headers(headers), max_body).await
     }
 
     fn refuse_while_cooling(&self, ctx: &ErrorContext) -> Result<(), ProviderError> {
@@ -123,309 +259,10 @@ impl Endpoint {
 
     /// Records what an error tells about the provider (any rate limit
     /// pauses it at once, Retry-After or not) and hands it back.
-    pub fn note(&self, error: ProviderError) -> ProviderError {
+    fn note(&self, error: ProviderError) -> ProviderError {
         if let ProviderError::RateLimited { retry_after, .. } = &error {
             self.limiter.refused(*retry_after);
         }
         error
-    }
-}
-
-/// A response read to its end.
-#[derive(Debug)]
-pub struct Reply {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: Vec<u8>,
-}
-
-impl Reply {
-    /// Parses the body as JSON of shape `T`. A body that is not JSON at all
-    /// (empty, HTML, cut short) is unreadable, often a passing fault of
-    /// something in between; JSON of another shape is bad data.
-    pub fn json<T: serde::de::DeserializeOwned>(
-        &self,
-        ctx: &ErrorContext,
-    ) -> Result<T, ProviderError> {
-        if self.body.iter().all(u8::is_ascii_whitespace) {
-            return Err(ctx.unreadable(format!("HTTP {} with an empty body", self.status.as_u16())));
-        }
-        serde_json::from_slice(&self.body).map_err(|e| {
-            let message = format!(
-                "HTTP {}: unexpected body ({e}): {}",
-                self.status.as_u16(),
-                snippet(&self.body)
-            );
-            match e.classify() {
-                serde_json::error::Category::Data => ctx.bad_data(message),
-                _ => ctx.unreadable(message),
-            }
-        })
-    }
-
-    pub fn retry_after(&self) -> Option<Duration> {
-        retry_after(&self.headers, Utc::now())
-    }
-}
-
-/// Sends a request and reads the whole body (at most `max_body` bytes).
-/// Network failures and timeouts are transient; status codes are left to
-/// the caller, which knows the provider's conventions.
-pub async fn send(
-    ctx: &ErrorContext,
-    request: reqwest::RequestBuilder,
-    max_body: usize,
-) -> Result<Reply, ProviderError> {
-    use crate::ops::metrics::{RequestOutcome, record_request};
-    let started = std::time::Instant::now();
-    let mut response = request.send().await.map_err(|e| {
-        record_request(ctx.provider, RequestOutcome::Network, started.elapsed());
-        network_error(ctx, &e)
-    })?;
-    let status = response.status();
-    let headers = response.headers().clone();
-    if let Some(length) = response.content_length()
-        && length > max_body as u64
-    {
-        record_request(
-            ctx.provider,
-            RequestOutcome::of_status(status.as_u16()),
-            started.elapsed(),
-        );
-        return Err(too_large(ctx, status, max_body));
-    }
-    let body = read_capped(ctx, &mut response, max_body).await;
-    let outcome = match &body {
-        Ok(_) => RequestOutcome::of_status(status.as_u16()),
-        Err(_) => RequestOutcome::Network,
-    };
-    record_request(ctx.provider, outcome, started.elapsed());
-    let body = body?;
-    Ok(Reply {
-        status,
-        headers,
-        body,
-    })
-}
-
-async fn read_capped(
-    ctx: &ErrorContext,
-    response: &mut Response,
-    max_body: usize,
-) -> Result<Vec<u8>, ProviderError> {
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| network_error(ctx, &e))? {
-        if body.len() + chunk.len() > max_body {
-            return Err(too_large(ctx, response.status(), max_body));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
-fn too_large(ctx: &ErrorContext, status: StatusCode, max_body: usize) -> ProviderError {
-    let limit = if max_body >= 1024 * 1024 {
-        format!("{} MiB", max_body / (1024 * 1024))
-    } else {
-        format!("{} KiB", max_body / 1024)
-    };
-    ctx.bad_data(format!(
-        "HTTP {}: body larger than {limit}",
-        status.as_u16()
-    ))
-}
-
-/// Body bytes an honest history answer of at most `rows` rows can need:
-/// room for the envelope (Yahoo's meta, events) and a generous size per row.
-pub fn history_body_cap(rows: usize) -> usize {
-    const ENVELOPE: usize = 256 * 1024;
-    const PER_ROW: usize = 512;
-    ENVELOPE.saturating_add(rows.saturating_mul(PER_ROW))
-}
-
-fn network_error(ctx: &ErrorContext, e: &reqwest::Error) -> ProviderError {
-    if e.is_redirect() {
-        // A redirect loop (or a chain this long) is how the provider or a
-        // proxy in front of it is set up: retrying only repeats it.
-        return ctx.refused(format!("redirected more than {MAX_REDIRECTS} times"));
-    }
-    let what = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "could not connect"
-    } else if e.is_body() || e.is_decode() {
-        "connection broke while reading the body"
-    } else {
-        "request failed"
-    };
-    // The URL is left out: it may carry a key and the message names the symbol.
-    ctx.transient(format!("{what} ({})", error_text(e)))
-}
-
-/// The error and its causes on one line, without the URL (it may carry a key).
-fn error_text(e: &reqwest::Error) -> String {
-    let mut text = e.to_string();
-    if let Some(url) = e.url() {
-        text = text.replace(&format!(" for url ({url})"), "");
-    }
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        let line = cause.to_string();
-        if !text.contains(&line) {
-            text = format!("{text}: {line}");
-        }
-        source = cause.source();
-    }
-    text
-}
-
-/// The classification every provider shares, for a non-success status:
-/// 429 rate limited, 5xx and 408 transient, 404 not found, 401/403/451
-/// refused. Other statuses are refused too: a request the provider rejects
-/// will not succeed by repeating it.
-pub fn classify(ctx: &ErrorContext, reply: &Reply) -> ProviderError {
-    let status = reply.status;
-    let message = format!("HTTP {}: {}", status.as_u16(), snippet(&reply.body));
-    match status.as_u16() {
-        429 => ctx.rate_limited(reply.retry_after(), message),
-        408 | 500..=599 => ctx.transient(message),
-        404 | 410 => ctx.not_found(message),
-        _ => ctx.refused(message),
-    }
-}
-
-/// `Retry-After` as seconds or as an HTTP date, `None` when absent or
-/// unreadable. A date in the past means "now": zero.
-pub fn retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
-    let raw = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = raw.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    if let Ok(secs) = raw.parse::<f64>()
-        && secs.is_finite()
-        && secs >= 0.0
-    {
-        return Some(Duration::from_secs_f64(secs.min(1e9)));
-    }
-    let when = DateTime::parse_from_rfc2822(raw).ok()?.with_timezone(&Utc);
-    Some((when - now).to_std().unwrap_or(Duration::ZERO))
-}
-
-/// A short, single-line excerpt of a body for messages. HTML pages are
-/// named, not quoted.
-pub fn snippet(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let trimmed = text.trim();
-    if trimmed.is_empty() {
-        return "(empty body)".to_owned();
-    }
-    let lower: String = trimmed.chars().take(200).collect::<String>().to_lowercase();
-    if lower.starts_with("<!doctype html") || lower.starts_with("<html") {
-        let title = trimmed
-            .split_once("<title>")
-            .and_then(|(_, rest)| rest.split_once("</title>"))
-            .map(|(title, _)| title.trim().to_owned());
-        return match title {
-            Some(title) if !title.is_empty() => format!("HTML page \"{}\"", shorten(&title, 80)),
-            _ => "HTML page".to_owned(),
-        };
-    }
-    // Control characters escaped: a NUL cannot be stored in a text column
-    // (the job's error_message), and CR/LF would forge log lines.
-    let one_line = trimmed.split_whitespace().collect::<Vec<_>>().join(" ");
-    shorten(&super::symbol::escaped(&one_line), 200)
-}
-
-fn shorten(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_owned();
-    }
-    let cut: String = text.chars().take(max).collect();
-    format!("{cut}…")
-}
-
-#[cfg(test)]
-mod tests {
-    use chrono::TimeZone;
-    use reqwest::header::HeaderValue;
-
-    use super::*;
-
-    fn headers(retry: &str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert(RETRY_AFTER, HeaderValue::from_str(retry).unwrap());
-        h
-    }
-
-    #[test]
-    fn retry_after_reads_seconds_and_dates() {
-        let now = Utc.with_ymd_and_hms(2015, 10, 21, 7, 26, 0).unwrap();
-        let cases = [
-            ("120", Some(Duration::from_secs(120))),
-            (" 0 ", Some(Duration::ZERO)),
-            ("1.5", Some(Duration::from_millis(1500))),
-            (
-                "Wed, 21 Oct 2015 07:28:00 GMT",
-                Some(Duration::from_secs(120)),
-            ),
-            ("Wed, 21 Oct 2015 07:00:00 GMT", Some(Duration::ZERO)),
-            ("soon", None),
-            ("-5", None),
-        ];
-        for (raw, want) in cases {
-            assert_eq!(retry_after(&headers(raw), now), want, "{raw}");
-        }
-        assert_eq!(retry_after(&HeaderMap::new(), now), None);
-    }
-
-    #[test]
-    fn snippets_are_short_and_name_html() {
-        assert_eq!(
-            snippet(b"  Edge: Too Many Requests\n"),
-            "Edge: Too Many Requests"
-        );
-        assert_eq!(snippet(b""), "(empty body)");
-        assert_eq!(
-            snippet(b"<!DOCTYPE html><html><head><title>429 Too Many Requests</title>"),
-            "HTML page \"429 Too Many Requests\""
-        );
-        assert_eq!(snippet(b"<html><body>x</body></html>"), "HTML page");
-        assert_eq!(snippet(&[b'x'; 1000]).chars().count(), 201);
-        assert_eq!(snippet(&[0xff, 0xfe, b'a']), "\u{fffd}\u{fffd}a");
-        assert_eq!(snippet(&[0xff, 0x00, 0xfe, b'{']), "\u{fffd}\\0\u{fffd}{");
-    }
-
-    #[test]
-    fn statuses_classify() {
-        let ctx = ErrorContext::new(super::super::ProviderKind::Yahoo, "AAPL");
-        let reply = |status: u16, retry: Option<&str>| Reply {
-            status: StatusCode::from_u16(status).unwrap(),
-            headers: retry.map(headers).unwrap_or_default(),
-            body: b"x".to_vec(),
-        };
-        use super::super::error::Disposition::*;
-        let cases = [
-            (
-                429,
-                Some("30"),
-                RateLimited {
-                    retry_after: Some(Duration::from_secs(30)),
-                },
-            ),
-            (429, None, RateLimited { retry_after: None }),
-            (500, None, Retry),
-            (503, None, Retry),
-            (408, None, Retry),
-            (404, None, NextProvider),
-            (403, None, NextProvider),
-            (451, None, NextProvider),
-        ];
-        for (status, retry, want) in cases {
-            assert_eq!(
-                classify(&ctx, &reply(status, retry)).disposition(),
-                want,
-                "{status}"
-            );
-        }
     }
 }

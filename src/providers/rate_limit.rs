@@ -22,9 +22,7 @@
 //! counting its own window must never see more.
 
 use std::fmt;
-use std::num::NonZeroU32;
 use std::ops::Add;
-use std::str::FromStr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -36,7 +34,11 @@ use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter as Gcra};
 use tokio::time::Instant;
 
-use super::ProviderKind;
+use super::kind::ProviderKind;
+
+mod rate;
+
+pub use rate::{Pacing, Rate, rate};
 
 /// A paused provider when the provider said nothing usable and no shared
 /// view decides (`fetch`/`quote`): long enough that a batch does not hammer.
@@ -57,10 +59,6 @@ pub trait SharedCooldown: Send + Sync + fmt::Debug {
 /// it in, so spending late cannot crowd one window.
 const SLICE_LIFE: Duration = Duration::from_millis(200);
 
-/// A slice is about this much of the budget's time: one round trip to the
-/// shared bucket per slice, not per request.
-const SLICE_SPAN: Duration = Duration::from_millis(100);
-
 /// A request budget kept beyond this process: `provider_budget` in the
 /// database, taken from by every process that uses it.
 #[async_trait]
@@ -76,132 +74,6 @@ pub enum Taken {
     Granted(u32),
     /// None free; the next one is this far off.
     Wait(Duration),
-}
-
-/// A token bucket's shape: one token every `every`, and up to `burst` at
-/// once after a quiet spell.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Pacing {
-    pub every: Duration,
-    pub burst: NonZeroU32,
-}
-
-impl Pacing {
-    /// How far ahead of now the bucket may run: the burst less one token.
-    pub fn tolerance(self) -> Duration {
-        self.every * (self.burst.get() - 1)
-    }
-
-    /// Tokens worth taking at once from a shared bucket.
-    fn slice(self) -> u32 {
-        let worth = SLICE_SPAN.as_nanos() / self.every.as_nanos().max(1);
-        u32::try_from(worth)
-            .unwrap_or(u32::MAX)
-            .clamp(1, self.burst.get())
-    }
-}
-
-/// A request budget: `count` requests per `per`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rate {
-    pub count: u32,
-    pub per: Duration,
-}
-
-impl Rate {
-    pub const fn per_minute(count: u32) -> Self {
-        Self {
-            count,
-            per: Duration::from_secs(60),
-        }
-    }
-
-    pub const fn per_hour(count: u32) -> Self {
-        Self {
-            count,
-            per: Duration::from_secs(3600),
-        }
-    }
-
-    /// The slower of two rates.
-    pub fn min(self, other: Rate) -> Rate {
-        // a/p < b/q  <=>  a*q < b*p, in nanoseconds to stay exact.
-        let left = u128::from(self.count) * other.per.as_nanos();
-        let right = u128::from(other.count) * self.per.as_nanos();
-        if left <= right { self } else { other }
-    }
-
-    /// How many requests may go at once after a quiet spell: ten seconds'
-    /// worth, but at most a twentieth of `count`, and at least one. A full
-    /// bucket of an hourly budget (2000 Yahoo requests at once) is exactly
-    /// the hammering that earns 429s.
-    pub fn burst(self) -> NonZeroU32 {
-        let ten_secs = Duration::from_secs(10).as_nanos();
-        let worth = (u128::from(self.count) * ten_secs).div_ceil(self.per.as_nanos().max(1));
-        let burst = worth.min(u128::from(self.count / 20)).max(1);
-        NonZeroU32::new(u32::try_from(burst).unwrap_or(u32::MAX)).unwrap_or(NonZeroU32::MIN)
-    }
-
-    /// The bucket that keeps to this rate in every window of `per`, even
-    /// when tokens are spent up to `late` after they were handed out: in a
-    /// window the bucket hands out at most `burst` plus one token per
-    /// `every`, so the steady pace leaves room for the burst. For 600/min
-    /// that is 570/min steady after a burst of 30; for Yahoo's 2000/h,
-    /// 1994/h after 6.
-    pub fn pacing(self, late: Duration) -> Pacing {
-        let burst = self.burst();
-        let steady = self.count.saturating_sub(burst.get()).max(1);
-        Pacing {
-            every: (self.per + late) / steady,
-            burst,
-        }
-    }
-}
-
-impl fmt::Display for Rate {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.count, humantime::format_duration(self.per))
-    }
-}
-
-impl FromStr for Rate {
-    type Err = String;
-
-    /// `2000/h`, `1200/min`, `50/min`, `10/s`, `100/1h`, `5/30s`.
-    fn from_str(raw: &str) -> Result<Self, String> {
-        let (count, unit) = raw
-            .trim()
-            .split_once('/')
-            .ok_or("no `/` between count and duration")?;
-        let count: u32 = count
-            .trim()
-            .parse()
-            .map_err(|_| format!("{:?} is not a whole number", count.trim()))?;
-        if count == 0 {
-            return Err("the count must be at least 1".to_owned());
-        }
-        let unit = unit.trim();
-        let per = match unit {
-            "s" | "sec" | "second" => Duration::from_secs(1),
-            "min" | "minute" => Duration::from_secs(60),
-            "h" | "hour" => Duration::from_secs(3600),
-            "d" | "day" => Duration::from_secs(86_400),
-            _ => humantime::parse_duration(unit).map_err(|e| format!("{unit:?}: {e}"))?,
-        };
-        if per < Duration::from_millis(1) || per > Duration::from_secs(86_400) {
-            return Err("the duration must be from 1ms to 1 day".to_owned());
-        }
-        Ok(Self { count, per })
-    }
-}
-
-/// A clap value parser for a [`Rate`] whose error names `var`.
-pub fn rate(var: &'static str) -> impl Fn(&str) -> Result<Rate, String> + Clone {
-    move |raw| {
-        raw.parse().map_err(|e| {
-            format!("{var} must be a count per duration such as 2000/h, 1200/min or 50/min ({e})")
-        })
-    }
 }
 
 /// governor's clock, backed by tokio's (pausable) `Instant`.
@@ -327,13 +199,24 @@ impl RateLimiter {
     /// Waits until a request may be sent: past any hold, then a token of
     /// this process's bucket and of the shared budget, if there is one.
     pub async fn acquire(&self) {
-        self.acquire_local().await;
-        if let Some((kind, budget)) = self.budget.get() {
-            self.acquire_shared(*kind, budget.as_ref()).await;
-        }
+        // Without patience no wait is refused.
+        let _ = self.acquire_within(None).await;
     }
 
-    async fn acquire_local(&self) {
+    /// [`RateLimiter::acquire`], but a token further off than `patience`
+    /// is not waited for: `Err` says how far off it is. A budget counted
+    /// per day (Alpha Vantage's 25) would otherwise hold a worker for an
+    /// hour; its job snoozes instead.
+    pub async fn acquire_within(&self, patience: Option<Duration>) -> Result<(), Duration> {
+        self.acquire_local(patience).await?;
+        if let Some((kind, budget)) = self.budget.get() {
+            self.acquire_shared(*kind, budget.as_ref(), patience)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn acquire_local(&self, patience: Option<Duration>) -> Result<(), Duration> {
         loop {
             // Checked on every turn: a hold (e.g. Binance's used weight
             // nearing its limit) may be set while this task waits.
@@ -341,9 +224,12 @@ impl RateLimiter {
                 tokio::time::sleep_until(until).await;
             }
             match self.bucket.check() {
-                Ok(()) => return,
+                Ok(()) => return Ok(()),
                 Err(not_until) => {
                     let wait = not_until.wait_time_from(TokioClock.now());
+                    if patience.is_some_and(|p| wait > p) {
+                        return Err(wait);
+                    }
                     tokio::time::sleep(wait).await;
                 }
             }
@@ -355,13 +241,18 @@ impl RateLimiter {
     /// database fail, this process's own bucket is all there is: the
     /// request goes (logged at most every minute), since the job it
     /// serves cannot be stored meanwhile anyway.
-    async fn acquire_shared(&self, kind: ProviderKind, budget: &dyn SharedBudget) {
+    async fn acquire_shared(
+        &self,
+        kind: ProviderKind,
+        budget: &dyn SharedBudget,
+        patience: Option<Duration>,
+    ) -> Result<(), Duration> {
         let pacing = self.rate.pacing(SLICE_LIFE);
         let mut slice = self.slice.lock().await;
         loop {
             if slice.left > 0 && slice.until.is_some_and(|until| until > Instant::now()) {
                 slice.left -= 1;
-                return;
+                return Ok(());
             }
             match budget.take(kind, pacing.slice(), pacing).await {
                 Ok(Taken::Granted(n)) => {
@@ -369,8 +260,9 @@ impl RateLimiter {
                         left: n.saturating_sub(1),
                         until: Some(Instant::now() + SLICE_LIFE),
                     };
-                    return;
+                    return Ok(());
                 }
+                Ok(Taken::Wait(wait)) if patience.is_some_and(|p| wait > p) => return Err(wait),
                 Ok(Taken::Wait(wait)) => {
                     tokio::time::sleep(wait.max(Duration::from_millis(1))).await;
                 }
@@ -381,7 +273,7 @@ impl RateLimiter {
                         tracing::warn!(provider = %kind, %error,
                             "shared request budget unavailable; pacing by this process's budget alone");
                     }
-                    return;
+                    return Ok(());
                 }
             }
         }
@@ -590,5 +482,24 @@ mod tests {
         assert_eq!(limiter.cooldown_left(), Some(Duration::from_secs(20)));
         tokio::time::advance(Duration::from_secs(20)).await;
         assert_eq!(limiter.cooldown_left(), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_daily_budget_paces_by_the_hour_and_refuses_long_waits() {
+        let rate: Rate = "25/d".parse().unwrap();
+        let pacing = rate.pacing(Duration::ZERO);
+        assert_eq!(pacing.burst.get(), 1);
+        assert_eq!(
+            pacing.every,
+            Duration::from_secs(3600),
+            "24 steady tokens a day"
+        );
+        let limiter = RateLimiter::new(rate);
+        let patience = Some(Duration::from_secs(60));
+        assert_eq!(limiter.acquire_within(patience).await, Ok(()));
+        let wait = limiter.acquire_within(patience).await.unwrap_err();
+        assert!(wait > Duration::from_secs(3500), "{wait:?}");
+        tokio::time::advance(wait).await;
+        assert_eq!(limiter.acquire_within(patience).await, Ok(()));
     }
 }

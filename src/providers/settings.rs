@@ -14,7 +14,13 @@ use crate::config::{duration, ranged};
 
 pub const DEFAULT_YAHOO_URL: &str = "https://query1.finance.yahoo.com";
 pub const DEFAULT_BINANCE_URL: &str = "https://api.binance.com";
+pub const DEFAULT_BINANCE_DATA_URL: &str = "https://data-api.binance.vision";
 pub const DEFAULT_COINGECKO_URL: &str = "https://api.coingecko.com/api/v3";
+pub const DEFAULT_KRAKEN_URL: &str = "https://api.kraken.com";
+pub const DEFAULT_COINBASE_URL: &str = "https://api.exchange.coinbase.com";
+pub const DEFAULT_FRANKFURTER_URL: &str = "https://api.frankfurter.dev";
+pub const DEFAULT_FMP_URL: &str = "https://financialmodelingprep.com";
+pub const DEFAULT_ALPHA_VANTAGE_URL: &str = "https://www.alphavantage.co";
 /// CoinGecko without a key allows about 5–10 calls a minute.
 pub const COINGECKO_KEYLESS_RATE: Rate = Rate::per_minute(10);
 /// The Demo plan's limit.
@@ -37,6 +43,28 @@ pub struct ProviderSettings {
     )]
     pub coingecko_api_key: Option<String>,
 
+    /// Financial Modeling Prep API key; enables the `fmp` provider (US
+    /// stocks and ETFs) wherever a chain names it. Never logged.
+    #[arg(
+        long,
+        env = "FMP_API_KEY",
+        value_parser = crate::config::Secret(crate::config::api_key("FMP_API_KEY")),
+        hide_env_values = true,
+        help_heading = "Providers"
+    )]
+    pub fmp_api_key: Option<String>,
+
+    /// Alpha Vantage API key; enables the `alphavantage` provider (US
+    /// stocks and ETFs) wherever a chain names it. Never logged.
+    #[arg(
+        long,
+        env = "ALPHA_VANTAGE_API_KEY",
+        value_parser = crate::config::Secret(crate::config::api_key("ALPHA_VANTAGE_API_KEY")),
+        hide_env_values = true,
+        help_heading = "Providers"
+    )]
+    pub alpha_vantage_api_key: Option<String>,
+
     /// Yahoo Finance request budget, a count per duration (`2000/h`, `30/min`).
     #[arg(long, env = "PRICEKEEPER_YAHOO_RATE", default_value = "2000/h",
           value_parser = rate("PRICEKEEPER_YAHOO_RATE"), help_heading = "Providers")]
@@ -54,6 +82,33 @@ pub struct ProviderSettings {
           value_parser = rate("PRICEKEEPER_COINGECKO_RATE"), help_heading = "Providers")]
     pub coingecko_rate: Option<Rate>,
 
+    /// Kraken request budget, a count per duration (its public endpoints
+    /// allow about one call a second).
+    #[arg(long, env = "PRICEKEEPER_KRAKEN_RATE", default_value = "60/min",
+          value_parser = rate("PRICEKEEPER_KRAKEN_RATE"), help_heading = "Providers")]
+    pub kraken_rate: Rate,
+
+    /// Coinbase Exchange request budget, a count per duration (public limit: 10/s).
+    #[arg(long, env = "PRICEKEEPER_COINBASE_RATE", default_value = "10/s",
+          value_parser = rate("PRICEKEEPER_COINBASE_RATE"), help_heading = "Providers")]
+    pub coinbase_rate: Rate,
+
+    /// Frankfurter (ECB reference rates) request budget, a count per duration.
+    #[arg(long, env = "PRICEKEEPER_FRANKFURTER_RATE", default_value = "120/min",
+          value_parser = rate("PRICEKEEPER_FRANKFURTER_RATE"), help_heading = "Providers")]
+    pub frankfurter_rate: Rate,
+
+    /// Financial Modeling Prep request budget (free plan: 250 a day).
+    #[arg(long, env = "PRICEKEEPER_FMP_RATE", default_value = "250/d",
+          value_parser = rate("PRICEKEEPER_FMP_RATE"), help_heading = "Providers")]
+    pub fmp_rate: Rate,
+
+    /// Alpha Vantage request budget (free plan: 25 a day). A request whose
+    /// turn is more than a minute off is not sent; its job waits.
+    #[arg(long, env = "PRICEKEEPER_ALPHA_VANTAGE_RATE", default_value = "25/d",
+          value_parser = rate("PRICEKEEPER_ALPHA_VANTAGE_RATE"), help_heading = "Providers")]
+    pub alpha_vantage_rate: Rate,
+
     /// Binance request-weight budget per minute; requests slow down at 80% of it.
     #[arg(long, env = "PRICEKEEPER_BINANCE_WEIGHT_LIMIT", default_value_t = 6000,
           value_parser = ranged::<u32>("PRICEKEEPER_BINANCE_WEIGHT_LIMIT", 10, 1_000_000), help_heading = "Providers")]
@@ -69,10 +124,42 @@ pub struct ProviderSettings {
           value_parser = base_url("PRICEKEEPER_BINANCE_URL"), help_heading = "Providers")]
     pub binance_url: Url,
 
+    /// Binance market-data host, asked once the base URL answers 451
+    /// (restricted location); a 451 there too makes Binance unavailable
+    /// for this deployment.
+    #[arg(long, env = "PRICEKEEPER_BINANCE_DATA_URL", default_value = DEFAULT_BINANCE_DATA_URL,
+          value_parser = base_url("PRICEKEEPER_BINANCE_DATA_URL"), help_heading = "Providers")]
+    pub binance_data_url: Url,
+
     /// CoinGecko base URL; a `pro-api.coingecko.com` URL sends the key as a Pro key.
     #[arg(long, env = "PRICEKEEPER_COINGECKO_URL", default_value = DEFAULT_COINGECKO_URL,
           value_parser = base_url("PRICEKEEPER_COINGECKO_URL"), help_heading = "Providers")]
     pub coingecko_url: Url,
+
+    /// Kraken base URL (public market data, no key).
+    #[arg(long, env = "PRICEKEEPER_KRAKEN_URL", default_value = DEFAULT_KRAKEN_URL,
+          value_parser = base_url("PRICEKEEPER_KRAKEN_URL"), help_heading = "Providers")]
+    pub kraken_url: Url,
+
+    /// Coinbase Exchange base URL (public market data, no key).
+    #[arg(long, env = "PRICEKEEPER_COINBASE_URL", default_value = DEFAULT_COINBASE_URL,
+          value_parser = base_url("PRICEKEEPER_COINBASE_URL"), help_heading = "Providers")]
+    pub coinbase_url: Url,
+
+    /// Frankfurter base URL (ECB reference rates for FX, no key).
+    #[arg(long, env = "PRICEKEEPER_FRANKFURTER_URL", default_value = DEFAULT_FRANKFURTER_URL,
+          value_parser = base_url("PRICEKEEPER_FRANKFURTER_URL"), help_heading = "Providers")]
+    pub frankfurter_url: Url,
+
+    /// Financial Modeling Prep base URL.
+    #[arg(long, env = "PRICEKEEPER_FMP_URL", default_value = DEFAULT_FMP_URL,
+          value_parser = base_url("PRICEKEEPER_FMP_URL"), help_heading = "Providers")]
+    pub fmp_url: Url,
+
+    /// Alpha Vantage base URL.
+    #[arg(long, env = "PRICEKEEPER_ALPHA_VANTAGE_URL", default_value = DEFAULT_ALPHA_VANTAGE_URL,
+          value_parser = base_url("PRICEKEEPER_ALPHA_VANTAGE_URL"), help_heading = "Providers")]
+    pub alpha_vantage_url: Url,
 
     /// Currency CoinGecko prices are asked in (an ISO code CoinGecko knows).
     #[arg(long, env = "PRICEKEEPER_COINGECKO_VS_CURRENCY", default_value = "usd",
@@ -85,14 +172,20 @@ pub struct ProviderSettings {
     pub http_timeout: Duration,
 
     /// Providers tried in turn for crypto assets.
-    #[arg(long, env = "PRICEKEEPER_CRYPTO_CHAIN", default_value = "binance,coingecko,yahoo",
+    #[arg(long, env = "PRICEKEEPER_CRYPTO_CHAIN", default_value = "binance,kraken,coinbase,coingecko,yahoo",
           value_parser = chain("PRICEKEEPER_CRYPTO_CHAIN"), help_heading = "Providers")]
     pub crypto_chain: Chain,
 
-    /// Providers tried in turn for stocks, ETFs, commodities, FX and bonds.
+    /// Providers tried in turn for stocks, ETFs, commodities and bonds
+    /// (add fmp or alphavantage where wanted: used only with their key).
     #[arg(long, env = "PRICEKEEPER_MARKET_CHAIN", default_value = "yahoo",
           value_parser = chain("PRICEKEEPER_MARKET_CHAIN"), help_heading = "Providers")]
     pub market_chain: Chain,
+
+    /// Providers tried in turn for FX pairs (Frankfurter: ECB reference rates).
+    #[arg(long, env = "PRICEKEEPER_FX_CHAIN", default_value = "yahoo,frankfurter",
+          value_parser = chain("PRICEKEEPER_FX_CHAIN"), help_heading = "Providers")]
+    pub fx_chain: Chain,
 }
 
 impl ProviderSettings {
@@ -111,7 +204,11 @@ fn chain(var: &'static str) -> impl Fn(&str) -> Result<Chain, String> + Clone {
         let mut kinds = Vec::new();
         for name in raw.split(',').map(str::trim).filter(|n| !n.is_empty()) {
             let kind: ProviderKind = name.parse().map_err(|_| {
-                format!("{var}: unknown provider {name:?}; use yahoo, binance or coingecko, comma-separated")
+                let names: Vec<&str> = ProviderKind::ALL.iter().map(|k| k.as_str()).collect();
+                format!(
+                    "{var}: unknown provider {name:?}; use {}, comma-separated",
+                    names.join(", ")
+                )
             })?;
             if kinds.contains(&kind) {
                 return Err(format!("{var} names {name} twice"));
@@ -161,7 +258,7 @@ mod tests {
             ]))
         );
         assert_eq!(parse("yahoo"), Ok(Chain(vec![ProviderKind::Yahoo])));
-        for bad in ["", " , ", "binance,binance", "kraken"] {
+        for bad in ["", " , ", "binance,binance", "bitstamp"] {
             let err = parse(bad).unwrap_err();
             assert!(err.contains("PRICEKEEPER_CRYPTO_CHAIN"), "{bad}: {err}");
         }

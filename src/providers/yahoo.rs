@@ -9,32 +9,31 @@
 //! become the major currency; dates are taken in `exchangeTimezoneName`,
 //! never from `gmtoffset`; splits and dividends are objects keyed by the
 //! timestamp as a string; an unknown symbol is a 404 with `chart.error`.
+//! Reading a chart answer into bars is [`chart`]'s job; this file asks.
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Days, NaiveDate, Utc};
-use chrono_tz::Tz;
-use reqwest::header::HeaderMap;
+use chrono::{Days, NaiveDate, Utc};
 use rust_decimal::Decimal;
 
+mod chart;
 mod crumb;
 mod wire;
 
-use wire::{Chart, ChartEnvelope, ChartResult, Events, Meta, Period, QuoteArrays, SparkEnvelope};
+pub use chart::currency;
+use chart::history_from_chart;
 
-use super::bar::{
-    CorporateEvent, History, Interval, Quote, Quotes, RawBar, RowReader, decimal_from_volume,
-    decimal_from_yahoo, from_unix_secs,
-};
+use wire::{Chart, ChartEnvelope, ChartResult, SparkEnvelope};
+
+use super::bar::{History, Interval, Quote, Quotes, decimal_from_yahoo, from_unix_secs};
+use super::batch::batch_failure;
+use super::checks::{check_request, max_rows};
 use super::error::{ErrorContext, ProviderError};
-use super::http::{Endpoint, Reply, classify, history_body_cap};
+use super::http::{Call, Endpoint, EndpointConfig, Reply, classify, history_body_cap};
+use super::kind::ProviderKind;
+use super::provider::Provider;
 use super::rate_limit::RateLimiter;
-use super::symbol::Printable;
-use super::{
-    EndpointConfig, Provider, ProviderKind, assemble, batch_failure, check_request,
-    check_row_count, max_rows,
-};
 
 const INTERVALS: &[Interval] = &[
     Interval::M1,
@@ -74,15 +73,9 @@ impl Yahoo {
         query: &[(&str, String)],
         max_body: Option<usize>,
     ) -> Result<ChartResult, ProviderError> {
-        let mut url = self.endpoint.url(&["v8", "finance", "chart", &ctx.symbol]);
-        url.query_pairs_mut().extend_pairs(query);
-        let reply = self
-            .endpoint
-            .get_at_most(ctx, url, HeaderMap::new(), max_body)
-            .await?;
-        if !reply.status.is_success() {
-            return Err(self.endpoint.note(classify_chart(ctx, &reply)));
-        }
+        let path = ["v8", "finance", "chart", &ctx.symbol];
+        let call = Call::new(&path, query).at_most(max_body);
+        let reply = self.endpoint.call(ctx, call, judge_chart).await?;
         let envelope: ChartEnvelope = reply.json(ctx)?;
         first_result(ctx, envelope.chart)
     }
@@ -94,15 +87,13 @@ impl Yahoo {
         ctx: &ErrorContext,
         symbols: &[String],
     ) -> Result<HashMap<String, Quote>, ProviderError> {
-        let mut url = self.endpoint.url(&["v8", "finance", "spark"]);
-        url.query_pairs_mut()
-            .append_pair("symbols", &symbols.join(","))
-            .append_pair("range", "1d")
-            .append_pair("interval", "1d");
-        let reply = self.endpoint.get(ctx, url, HeaderMap::new()).await?;
-        if !reply.status.is_success() {
-            return Err(self.endpoint.note(classify_chart(ctx, &reply)));
-        }
+        let query = [
+            ("symbols", symbols.join(",")),
+            ("range", "1d".to_owned()),
+            ("interval", "1d".to_owned()),
+        ];
+        let call = Call::new(&["v8", "finance", "spark"], &query);
+        let reply = self.endpoint.call(ctx, call, judge_chart).await?;
         let envelope: SparkEnvelope = reply.json(ctx)?;
         let mut found = HashMap::new();
         for entry in envelope.spark.and_then(|s| s.result).unwrap_or_default() {
@@ -152,14 +143,6 @@ impl Yahoo {
 
 #[async_trait]
 impl Provider for Yahoo {
-    fn kind(&self) -> ProviderKind {
-        ProviderKind::Yahoo
-    }
-
-    fn intervals(&self) -> &'static [Interval] {
-        INTERVALS
-    }
-
     #[tracing::instrument(skip_all, fields(provider = "yahoo", symbol = symbol, %interval))]
     async fn history(
         &self,
@@ -195,18 +178,7 @@ impl Provider for Yahoo {
         let symbols = &self.quotes_v7(symbols, &mut out).await?;
         for (i, batch) in symbols.chunks(SPARK_BATCH).enumerate() {
             if let Err(e) = self.quote_batch(batch, &mut out).await {
-                let answered: Vec<&str> = out
-                    .quotes
-                    .iter()
-                    .map(|q| q.symbol.as_str())
-                    .chain(out.missing.iter().map(ProviderError::symbol))
-                    .collect();
-                let unanswered: Vec<String> = symbols[i * SPARK_BATCH..]
-                    .iter()
-                    .filter(|s| !answered.contains(&s.as_str()))
-                    .cloned()
-                    .collect();
-                return batch_failure(out, &unanswered, e);
+                return batch_failure(out, &symbols[i * SPARK_BATCH..], e);
             }
         }
         Ok(out)
@@ -242,6 +214,12 @@ fn check_intraday_reach(
     Ok(())
 }
 
+/// The judge of chart and spark replies: any non-success status is a
+/// failure, read by [`classify_chart`].
+fn judge_chart(ctx: &ErrorContext, reply: &Reply) -> Option<ProviderError> {
+    (!reply.status.is_success()).then(|| classify_chart(ctx, reply))
+}
+
 /// A non-success chart or spark reply: `chart.error` "Not Found" is a
 /// delisted or unknown symbol whatever the status; the rest is shared.
 fn classify_chart(ctx: &ErrorContext, reply: &Reply) -> ProviderError {
@@ -273,238 +251,6 @@ fn first_result(ctx: &ErrorContext, chart: Chart) -> Result<ChartResult, Provide
         .result
         .and_then(|results| results.into_iter().next())
         .ok_or_else(|| ctx.not_found("chart.result is empty"))
-}
-
-/// Yahoo's currency, as an ISO code and the divisor from its unit: `GBp`
-/// (pence), `ZAc` (South African cents), `ILA` (agorot) and `USX` (US cents,
-/// grain futures) are hundredths of GBP, ZAR, ILS and USD.
-pub fn currency(raw: Option<&str>) -> (Option<String>, Decimal) {
-    let hundred = Decimal::ONE_HUNDRED;
-    match raw.map(str::trim) {
-        Some("GBp" | "GBX") => (Some("GBP".to_owned()), hundred),
-        Some("ZAc") => (Some("ZAR".to_owned()), hundred),
-        Some("ILA") => (Some("ILS".to_owned()), hundred),
-        Some("USX") => (Some("USD".to_owned()), hundred),
-        Some(code) if code.len() == 3 && code.bytes().all(|b| b.is_ascii_alphabetic()) => {
-            (Some(code.to_ascii_uppercase()), Decimal::ONE)
-        }
-        _ => (None, Decimal::ONE),
-    }
-}
-
-fn zone(ctx: &ErrorContext, meta: &Meta) -> Tz {
-    match meta.exchange_timezone_name.as_deref().map(str::parse::<Tz>) {
-        Some(Ok(tz)) => tz,
-        other => {
-            // Never from gmtoffset: that is the offset now, not at the bar.
-            tracing::warn!(provider = "yahoo", symbol = %Printable(&ctx.symbol),
-                zone = ?meta.exchange_timezone_name, ok = other.is_some(),
-                "no usable exchangeTimezoneName; dating bars in UTC");
-            Tz::UTC
-        }
-    }
-}
-
-fn history_from_chart(
-    ctx: &ErrorContext,
-    result: ChartResult,
-    from: NaiveDate,
-    to: NaiveDate,
-    interval: Interval,
-    now: DateTime<Utc>,
-) -> Result<History, ProviderError> {
-    let (currency, unit) = currency(result.meta.currency.as_deref());
-    let tz = zone(ctx, &result.meta);
-    let in_range = |ts: DateTime<Utc>| {
-        let date = ts.with_timezone(&tz).date_naive();
-        from <= date && date <= to
-    };
-    let session = result
-        .meta
-        .current_trading_period
-        .as_ref()
-        .and_then(|p| p.regular.as_ref())
-        .and_then(Session::from_period);
-    let quote = result
-        .indicators
-        .quote
-        .into_iter()
-        .next()
-        .unwrap_or_default();
-    let adjclose = result
-        .indicators
-        .adjclose
-        .into_iter()
-        .next()
-        .map(|a| a.adjclose)
-        .unwrap_or_default();
-    check_aligned(ctx, &result.timestamp, &quote, &adjclose)?;
-    check_row_count(ctx, result.timestamp.len(), from, to, interval)?;
-    let at = |values: &[Option<f64>], i: usize| values.get(i).copied().flatten();
-    let to_major = |d: Decimal| (d / unit).normalize();
-
-    let mut rows = Vec::new();
-    for (i, &secs) in result.timestamp.iter().enumerate() {
-        let ts = from_unix_secs(secs)
-            .ok_or_else(|| ctx.bad_data(format!("timestamp {secs} is out of range")))?;
-        let ts = session.map_or(ts, |s| s.bar_start(ts, interval, tz));
-        if !in_range(ts) {
-            continue;
-        }
-        if still_open(ts, interval, session, now) {
-            tracing::debug!(provider = "yahoo", symbol = %Printable(&ctx.symbol), %ts, "open bar left out");
-            continue;
-        }
-        let mut read = RowReader::default();
-        let mut price = |name, values: &[Option<f64>]| {
-            read.read(name, at(values, i), decimal_from_yahoo)
-                .map(to_major)
-        };
-        let (open, high, low) = (
-            price("open", &quote.open),
-            price("high", &quote.high),
-            price("low", &quote.low),
-        );
-        let (close, adj_close) = (price("close", &quote.close), price("adj_close", &adjclose));
-        let volume = read.read("volume", at(&quote.volume, i), decimal_from_volume);
-        rows.push(RawBar {
-            ts,
-            open,
-            high,
-            low,
-            close,
-            adj_close,
-            volume,
-            unreadable: read.unreadable,
-        });
-    }
-    let events = events(result.events, &currency, unit)
-        .into_iter()
-        .filter(|e| in_range(e.ts()))
-        .collect();
-    let timezone = Some(tz.name().to_owned());
-    assemble(ctx, interval, currency, timezone, rows, events, now)
-}
-
-/// Yahoo's arrays run parallel to `timestamp`. Arrays of other lengths
-/// cannot be paired by index (a row would get another day's high): the
-/// answer is refused. An empty array is a column Yahoo left out.
-fn check_aligned(
-    ctx: &ErrorContext,
-    timestamps: &[i64],
-    quote: &QuoteArrays,
-    adjclose: &[Option<f64>],
-) -> Result<(), ProviderError> {
-    let columns = [
-        ("open", quote.open.len()),
-        ("high", quote.high.len()),
-        ("low", quote.low.len()),
-        ("close", quote.close.len()),
-        ("volume", quote.volume.len()),
-        ("adjclose", adjclose.len()),
-    ];
-    let n = timestamps.len();
-    let misaligned: Vec<String> = columns
-        .iter()
-        .filter(|(_, len)| *len != 0 && *len != n)
-        .map(|(name, len)| format!("{name} has {len}"))
-        .collect();
-    if misaligned.is_empty() {
-        return Ok(());
-    }
-    Err(ctx.bad_data(format!(
-        "misaligned arrays: {n} timestamps but {}; rows cannot be paired",
-        misaligned.join(", ")
-    )))
-}
-
-/// Splits and dividends, oldest first. Dividends are in the chart's unit
-/// (pence for `GBp`) like prices.
-fn events(events: Option<Events>, currency: &Option<String>, unit: Decimal) -> Vec<CorporateEvent> {
-    let Some(events) = events else {
-        return Vec::new();
-    };
-    let when =
-        |date: Option<i64>, key: &str| date.or_else(|| key.parse().ok()).and_then(from_unix_secs);
-    let mut out = Vec::new();
-    for (key, d) in events.dividends {
-        if let (Some(ts), Some(amount)) =
-            (when(d.date, &key), d.amount.and_then(decimal_from_yahoo))
-        {
-            out.push(CorporateEvent::Dividend {
-                ts,
-                amount: (amount / unit).normalize(),
-                currency: currency.clone(),
-            });
-        }
-    }
-    for (key, s) in events.splits {
-        let numerator = s.numerator.and_then(decimal_from_yahoo);
-        let denominator = s.denominator.and_then(decimal_from_yahoo);
-        if let (Some(ts), Some(numerator), Some(denominator)) =
-            (when(s.date, &key), numerator, denominator)
-            && !numerator.is_zero()
-            && !denominator.is_zero()
-        {
-            let ratio = s
-                .split_ratio
-                .unwrap_or_else(|| format!("{numerator}:{denominator}"));
-            out.push(CorporateEvent::Split {
-                ts,
-                numerator,
-                denominator,
-                ratio,
-            });
-        }
-    }
-    out.sort_by_key(CorporateEvent::ts);
-    out
-}
-
-/// The current regular session, from `meta.currentTradingPeriod.regular`.
-#[derive(Debug, Clone, Copy)]
-struct Session {
-    start: DateTime<Utc>,
-    end: DateTime<Utc>,
-}
-
-impl Session {
-    fn from_period(period: &Period) -> Option<Self> {
-        Some(Self {
-            start: from_unix_secs(period.start?)?,
-            end: from_unix_secs(period.end?)?,
-        })
-    }
-
-    /// A daily bar starts at its session's open. Yahoo stamps the current
-    /// session's bar with its last trade time instead; that bar is moved to
-    /// the session's open so it meets the finished bar of the same day.
-    fn bar_start(self, ts: DateTime<Utc>, interval: Interval, tz: Tz) -> DateTime<Utc> {
-        let same_day =
-            ts.with_timezone(&tz).date_naive() == self.start.with_timezone(&tz).date_naive();
-        if interval == Interval::D1 && same_day && ts > self.start {
-            self.start
-        } else {
-            ts
-        }
-    }
-}
-
-/// A bar is finished when its nominal length has passed, or, for a daily
-/// bar, when it belongs to an earlier session or today's session is over.
-fn still_open(
-    ts: DateTime<Utc>,
-    interval: Interval,
-    session: Option<Session>,
-    now: DateTime<Utc>,
-) -> bool {
-    if ts + interval.length() <= now {
-        return false;
-    }
-    match (interval, session) {
-        (Interval::D1, Some(s)) => ts >= s.start && now < s.end,
-        _ => true,
-    }
 }
 
 /// A quote from a chart or spark result's `meta` (live price and time),
@@ -539,73 +285,7 @@ fn quote_from_chart(symbol: &str, result: &ChartResult, require_currency: bool) 
 
 #[cfg(test)]
 mod tests {
-    use chrono::TimeZone;
-
     use super::*;
-
-    fn utc(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(y, m, d, h, min, 0).unwrap()
-    }
-
-    #[test]
-    fn minor_units_become_major_currencies() {
-        let hundred = Decimal::ONE_HUNDRED;
-        assert_eq!(currency(Some("GBp")), (Some("GBP".into()), hundred));
-        assert_eq!(currency(Some("GBP")), (Some("GBP".into()), Decimal::ONE));
-        assert_eq!(currency(Some("ZAc")), (Some("ZAR".into()), hundred));
-        assert_eq!(currency(Some("usd")), (Some("USD".into()), Decimal::ONE));
-        assert_eq!(currency(None), (None, Decimal::ONE));
-        assert_eq!(currency(Some("US Dollar")), (None, Decimal::ONE));
-    }
-
-    #[test]
-    fn open_bars_are_told_from_finished_ones() {
-        // NASDAQ session 2024-03-01 14:30Z–21:00Z.
-        let s = Session {
-            start: utc(2024, 3, 1, 14, 30),
-            end: utc(2024, 3, 1, 21, 0),
-        };
-        let d1 = Interval::D1;
-        let today = utc(2024, 3, 1, 14, 30);
-        let yesterday = utc(2024, 2, 29, 14, 30);
-        let cases = [
-            (today, Some(s), utc(2024, 3, 1, 18, 0), true), // in session
-            (today, Some(s), utc(2024, 3, 1, 21, 30), false), // after the close
-            (yesterday, Some(s), utc(2024, 3, 1, 10, 0), false), // earlier session
-            (today, None, utc(2024, 3, 1, 22, 0), true),    // no session info: a day
-            (today, None, utc(2024, 3, 2, 14, 30), false),
-        ];
-        for (ts, session, now, want) in cases {
-            assert_eq!(still_open(ts, d1, session, now), want, "{ts} at {now}");
-        }
-        let m5 = utc(2024, 3, 1, 18, 0);
-        assert!(still_open(
-            m5,
-            Interval::M5,
-            Some(s),
-            utc(2024, 3, 1, 18, 4)
-        ));
-        assert!(!still_open(
-            m5,
-            Interval::M5,
-            Some(s),
-            utc(2024, 3, 1, 18, 5)
-        ));
-    }
-
-    #[test]
-    fn live_daily_bar_moves_to_the_session_open() {
-        let s = Session {
-            start: utc(2024, 3, 1, 14, 30),
-            end: utc(2024, 3, 1, 21, 0),
-        };
-        let ny: Tz = "America/New_York".parse().unwrap();
-        let live = utc(2024, 3, 1, 20, 59);
-        assert_eq!(s.bar_start(live, Interval::D1, ny), s.start);
-        assert_eq!(s.bar_start(live, Interval::M5, ny), live);
-        let earlier = utc(2024, 2, 29, 14, 30);
-        assert_eq!(s.bar_start(earlier, Interval::D1, ny), earlier);
-    }
 
     #[test]
     fn intraday_reach_is_checked_before_asking() {

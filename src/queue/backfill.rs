@@ -167,6 +167,9 @@ impl JobBody for Backfill {
         }
         let cooling = cooldown::cooling_providers(&self.pool, clock.sql()).await?;
         self.cooldowns.merge(cooling);
+        // A provider another process (or an earlier run) found unavailable
+        // is not asked again.
+        cooldown::restore_unavailable(&self.pool, &self.providers).await?;
         Ok(())
     }
 
@@ -218,8 +221,9 @@ impl JobBody for Backfill {
                 .get(provider)
                 .history(&symbol, job.start_date, wanted_to, Interval::D1)
                 .await;
-            if reply.is_ok() {
-                self.ledger.success(provider, clock.local());
+            if let Ok(history) = &reply {
+                self.ledger
+                    .answered(provider, clock.local(), history.bars.len());
             }
             let history = match reply {
                 Ok(history) if !history.bars.is_empty() => history,

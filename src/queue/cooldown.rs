@@ -23,8 +23,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Clock, backoff};
 use crate::events::listener;
-use crate::providers::ProviderKind;
 use crate::providers::rate_limit::SharedCooldown;
+use crate::providers::{ProviderKind, Providers};
 
 /// Notified (payload `provider epoch_millis`) when a cooldown begins or
 /// grows, so every worker process stops sending at once.
@@ -129,6 +129,29 @@ pub async fn cooling_providers(
     .bind(now)
     .fetch_all(db)
     .await
+}
+
+/// Marks in `providers` every provider `provider_state` records as
+/// unavailable for this deployment (Binance's 451 on both hosts), so no
+/// process asks it again, restarts included.
+pub async fn restore_unavailable(
+    db: impl PgExecutor<'_>,
+    providers: &Providers,
+) -> Result<(), sqlx::Error> {
+    let rows: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT provider, unavailable_reason
+         FROM provider_state
+         WHERE unavailable_since IS NOT NULL",
+    )
+    .fetch_all(db)
+    .await?;
+    for (name, reason) in rows {
+        if let Ok(kind) = name.parse::<ProviderKind>() {
+            let reason = reason.unwrap_or_else(|| "recorded as unavailable".to_owned());
+            providers.mark_unavailable(kind, &reason);
+        }
+    }
+    Ok(())
 }
 
 /// This process's copy of the cooldowns: merged from the database before

@@ -22,6 +22,9 @@ const FLUSH: &str = include_str!("../../sql/provider_state_flush.sql");
 #[derive(Debug, Default)]
 pub struct Ledger {
     entries: Mutex<HashMap<ProviderKind, Entry>>,
+    /// Providers whose unavailability was handed to a flush (once each;
+    /// a failed write keeps it in the entries for the next one).
+    recorded_unavailable: Mutex<std::collections::HashSet<ProviderKind>>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -31,6 +34,12 @@ struct Entry {
     errors: i64,
     last_success: Option<DateTime<Utc>>,
     last_error: Option<(DateTime<Utc>, String)>,
+    /// Well-formed answers without data since `last_data` (or since the
+    /// last flush, when no data came).
+    empty: i64,
+    last_data: Option<DateTime<Utc>>,
+    /// Why the provider is unavailable for this deployment, to record once.
+    unavailable: Option<String>,
 }
 
 impl Entry {
@@ -39,6 +48,15 @@ impl Entry {
         self.rate_limited += other.rate_limited;
         self.errors += other.errors;
         self.last_success = self.last_success.max(other.last_success);
+        if other.last_data.is_some() {
+            self.empty = other.empty;
+        } else {
+            self.empty += other.empty;
+        }
+        self.last_data = self.last_data.max(other.last_data);
+        if self.unavailable.is_none() {
+            self.unavailable = other.unavailable;
+        }
         if other.last_error.as_ref().map(|e| e.0) > self.last_error.as_ref().map(|e| e.0) {
             self.last_error = other.last_error;
         }
@@ -50,6 +68,9 @@ impl Entry {
             && self.errors == 0
             && self.last_success.is_none()
             && self.last_error.is_none()
+            && self.empty == 0
+            && self.last_data.is_none()
+            && self.unavailable.is_none()
     }
 }
 
@@ -57,6 +78,22 @@ impl Ledger {
     /// `provider` served a request well at `at`.
     pub fn success(&self, provider: ProviderKind, at: DateTime<Utc>) {
         self.with(provider, |e| e.last_success = e.last_success.max(Some(at)));
+    }
+
+    /// `provider` answered a history request well at `at`, with `bars`
+    /// bars. A success either way; an empty one also lengthens its streak
+    /// of empty answers (a silently changed API answers empty for every
+    /// symbol), one with data ends it.
+    pub fn answered(&self, provider: ProviderKind, at: DateTime<Utc>, bars: usize) {
+        self.success(provider, at);
+        self.with(provider, |e| {
+            if bars == 0 {
+                e.empty += 1;
+            } else {
+                e.empty = 0;
+                e.last_data = e.last_data.max(Some(at));
+            }
+        });
     }
 
     /// `provider` failed a request at `at` with `error`. A refusal made
@@ -103,6 +140,15 @@ impl Ledger {
             let entry = pending.entry(kind).or_default();
             entry.requests += tally.requests;
             entry.rate_limited += tally.rate_limited;
+            if let Some(reason) = providers.unavailable(kind) {
+                let mut recorded = self
+                    .recorded_unavailable
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                if recorded.insert(kind) {
+                    entry.unavailable = Some(reason);
+                }
+            }
         }
         pending.retain(|_, e| !e.is_empty());
         if pending.is_empty() {
@@ -127,6 +173,13 @@ impl Ledger {
                     .collect::<Vec<_>>(),
             )
             .bind(now)
+            .bind(rows.iter().map(|(_, e)| e.empty).collect::<Vec<_>>())
+            .bind(rows.iter().map(|(_, e)| e.last_data).collect::<Vec<_>>())
+            .bind(
+                rows.iter()
+                    .map(|(_, e)| e.unavailable.clone())
+                    .collect::<Vec<_>>(),
+            )
             .execute(db)
             .await;
         if written.is_err() {

@@ -20,7 +20,12 @@ async fn pricekeeper(server: &MockServer, args: &[&str], env: &[(&str, &str)]) -
         .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
         .env("PRICEKEEPER_YAHOO_URL", server.uri())
         .env("PRICEKEEPER_BINANCE_URL", server.uri())
+        // The same host: a 451 has no other host to move to.
+        .env("PRICEKEEPER_BINANCE_DATA_URL", server.uri())
         .env("PRICEKEEPER_COINGECKO_URL", server.uri())
+        .env("PRICEKEEPER_KRAKEN_URL", server.uri())
+        .env("PRICEKEEPER_COINBASE_URL", server.uri())
+        .env("PRICEKEEPER_FRANKFURTER_URL", server.uri())
         .env("NO_COLOR", "1")
         .env("RUST_LOG", "warn");
     for (k, v) in env {
@@ -420,12 +425,12 @@ async fn usage_errors_exit_2() {
                 "fetch",
                 "AAPL",
                 "--provider",
-                "kraken",
+                "bitstamp",
                 "--from",
                 "2024-03-01",
             ],
             vec![],
-            "kraken",
+            "bitstamp",
         ),
         (
             vec!["fetch", "AAPL", "--provider", "yahoo", "--from", "March"],
@@ -494,7 +499,7 @@ async fn usage_errors_exit_2() {
                 "--from",
                 "2024-03-01",
             ],
-            vec![("PRICEKEEPER_CRYPTO_CHAIN", "binance,kraken")],
+            vec![("PRICEKEEPER_CRYPTO_CHAIN", "binance,bitstamp")],
             "PRICEKEEPER_CRYPTO_CHAIN",
         ),
         (
@@ -629,4 +634,75 @@ async fn quote_rate_limited_exits_4_with_the_wait() {
 
     assert_eq!(out.status.code(), Some(4));
     assert!(stderr(&out).contains("retry after 45s"), "{}", stderr(&out));
+}
+
+/// Every provider is asked by name with its own symbols; a keyed one needs
+/// its key (exit 2 without), and the key appears nowhere in what is
+/// printed, not even at trace level with the provider echoing it back.
+#[tokio::test]
+async fn keyed_providers_need_their_key_and_never_print_it() {
+    let server = MockServer::start().await;
+    let key = "S3CRETKEY";
+    Mock::given(path("/query"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(
+            fixture("alphavantage/information_daily.json"),
+            "application/json",
+        ))
+        .mount(&server)
+        .await;
+    let base = [
+        ("PRICEKEEPER_FMP_URL", server.uri()),
+        ("PRICEKEEPER_ALPHA_VANTAGE_URL", server.uri()),
+    ];
+    let env = |extra: &[(&'static str, String)]| -> Vec<(&'static str, String)> {
+        base.iter().cloned().chain(extra.iter().cloned()).collect()
+    };
+    let args = [
+        "fetch",
+        "IBM",
+        "--provider",
+        "alphavantage",
+        "--from",
+        "2024-01-02",
+        "--to",
+        "2024-01-05",
+    ];
+
+    let env_none = env(&[]);
+    let pairs: Vec<(&str, &str)> = env_none.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let out = pricekeeper(&server, &args, &pairs).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("ALPHA_VANTAGE_API_KEY"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(server.received_requests().await.unwrap().is_empty());
+
+    let env_key = env(&[
+        ("ALPHA_VANTAGE_API_KEY", key.to_owned()),
+        ("RUST_LOG", "trace".to_owned()),
+    ]);
+    let pairs: Vec<(&str, &str)> = env_key.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let out = pricekeeper(&server, &args, &pairs).await;
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(4), "rate limited: {err}");
+    assert!(err.contains("25 requests per day"), "{err}");
+    assert!(
+        !err.contains(key) && !stdout(&out).contains(key),
+        "the key leaked: {err}"
+    );
+
+    let help = pricekeeper(&server, &["fetch", "--help"], &[]).await;
+    let help = stdout(&help);
+    for name in [
+        "kraken",
+        "coinbase",
+        "frankfurter",
+        "fmp",
+        "alphavantage",
+        "needs FMP_API_KEY",
+    ] {
+        assert!(help.contains(name), "fetch --help lacks {name}");
+    }
 }

@@ -368,6 +368,59 @@ async fn a_provider_cooling_down_or_refusing_for_hours_shows_in_sources_and_metr
     assert!(!page.contains("<b>banned"), "{page}");
 }
 
+/// Binance refused for the deployment (451) and a provider answering empty
+/// for every symbol are told apart from cooling and failing, in
+/// /health/sources and on the status page.
+#[tokio::test]
+async fn an_unavailable_or_silently_empty_provider_shows_in_sources_and_on_the_page() {
+    let db = test_db().await;
+    exec(
+        &db.pool,
+        "INSERT INTO provider_state (provider, last_success_at, last_error_at, last_error,
+                                     unavailable_since, unavailable_reason, empty_streak)
+         VALUES ('binance', NULL, now() - interval '1 minute', 'HTTP 451: restricted',
+                 now() - interval '1 day', 'HTTP 451: <i>restricted</i> location', 0),
+                ('kraken', now() - interval '1 minute', NULL, NULL, NULL, NULL, 25)",
+    )
+    .await;
+    let ops = serve(db.pool.clone(), None).await;
+    let (code, s) = ops.json("/health/sources").await;
+    assert_eq!(code, 200);
+    let by_name = |name: &str| {
+        s["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["provider"] == name)
+            .unwrap()
+            .clone()
+    };
+    let binance = by_name("binance");
+    assert_eq!(binance["status"], "unavailable", "{s}");
+    assert!(binance["unavailable_since"].is_string());
+    assert_eq!(binance["problem"], "HTTP 451: <i>restricted</i> location");
+    let kraken = by_name("kraken");
+    assert_eq!(kraken["status"], "unhealthy", "{s}");
+    assert_eq!(kraken["empty_answers_in_a_row"], 25);
+    assert!(
+        kraken["problem"]
+            .as_str()
+            .unwrap()
+            .contains("the API may have changed")
+    );
+
+    let (_, page) = ops.get("/").await;
+    for needle in [
+        "badge unavailable",
+        "badge unhealthy",
+        "HTTP 451: &lt;i&gt;restricted&lt;/i&gt; location",
+        "the API may have changed",
+    ] {
+        assert!(page.contains(needle), "{needle} not on the page:\n{page}");
+    }
+    assert!(!page.contains("<i>restricted"), "{page}");
+}
+
 #[tokio::test]
 async fn readiness_fails_while_the_schema_is_behind() {
     let db = test_db().await;
@@ -603,11 +656,13 @@ async fn a_client_that_never_finishes_its_headers_is_dropped_and_others_are_serv
     let mut buf = Vec::new();
     let closed = tokio::time::timeout(Duration::from_secs(60), slow.read_to_end(&mut buf)).await;
     assert!(closed.is_ok(), "the slow client was never dropped");
-    // A new connection: the first GET's idle keep-alive connection met the
-    // same header deadline meanwhile, and reusing it raced the server
-    // closing it (IncompleteMessage, about one run in three under load).
-    let fresh = reqwest::get(format!("http://{}/health", ops.addr))
+    // On a new connection: the first GET's idle keep-alive connection meets
+    // the same 10 s header deadline at about this moment, and reusing it
+    // races the server closing it (hyper: IncompleteMessage).
+    let fresh = reqwest::Client::new()
+        .get(format!("http://{}/health", ops.addr))
+        .send()
         .await
-        .unwrap();
-    assert_eq!(fresh.status(), 200);
+        .expect("GET on a new connection");
+    assert_eq!(fresh.status().as_u16(), 200);
 }

@@ -330,6 +330,22 @@ async fn the_claims_symbol_rule_agrees_with_the_providers() {
             ..crypto("ADA", None, Some("  "))
         },
         NewAsset {
+            currency: Some("GBP"),
+            ..crypto("DOGE", None, None)
+        },
+        NewAsset {
+            currency: Some("JPY"),
+            ..crypto("XRP", None, None)
+        },
+        NewAsset {
+            currency: Some("TRY"),
+            ..crypto("AVAX", None, None)
+        },
+        NewAsset {
+            currency: Some("usdc"),
+            ..crypto("LINK", None, None)
+        },
+        NewAsset {
             asset_type: "forex",
             exchange: "FX",
             ..stock("EUR/USD")

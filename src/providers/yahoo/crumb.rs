@@ -17,10 +17,11 @@ use tokio::time::Instant;
 use url::Url;
 
 use super::Yahoo;
+use crate::providers::bar::Quotes;
 use crate::providers::bar::{Quote, decimal_from_f64, from_unix_secs};
 use crate::providers::error::{ErrorContext, ProviderError};
-use crate::providers::http::{Reply, classify};
-use crate::providers::{ProviderKind, Quotes};
+use crate::providers::http::{Reply, status_only};
+use crate::providers::kind::ProviderKind;
 
 /// Symbols per v7 request (Yahoo answers far longer lists; URLs stay short).
 pub const V7_BATCH: usize = 250;
@@ -182,18 +183,19 @@ impl Yahoo {
                     }
                 }
             }
-            if !reply.status.is_success() {
-                let error = self.endpoint.note(classify(&ctx, &reply));
-                if matches!(error, ProviderError::RateLimited { .. }) {
-                    return Err(error);
+            let status = reply.status;
+            let reply = match self.endpoint.judged(&ctx, reply, status_only) {
+                Ok(reply) => reply,
+                Err(error @ ProviderError::RateLimited { .. }) => return Err(error),
+                Err(error) => {
+                    tracing::debug!(provider = "yahoo", error = %error, "v7 quote failed; using spark");
+                    if status == StatusCode::UNAUTHORIZED {
+                        crumb = None; // Refreshed and still refused: spark for the rest.
+                    }
+                    left.extend_from_slice(batch);
+                    continue;
                 }
-                tracing::debug!(provider = "yahoo", error = %error, "v7 quote failed; using spark");
-                if reply.status == StatusCode::UNAUTHORIZED {
-                    crumb = None; // Refreshed and still refused: spark for the rest.
-                }
-                left.extend_from_slice(batch);
-                continue;
-            }
+            };
             let found: Vec<Quote> = match reply.json::<QuoteEnvelope>(&ctx) {
                 Ok(envelope) => envelope
                     .quote_response
@@ -230,7 +232,9 @@ impl Yahoo {
         url.query_pairs_mut()
             .append_pair("symbols", &batch.join(","))
             .append_pair("crumb", &session.crumb);
-        self.endpoint.get(ctx, url, cookie_headers(session)).await
+        self.endpoint
+            .send(ctx, url, cookie_headers(session), None)
+            .await
     }
 
     /// A fresh cookie and crumb, or `None` (logged) when Yahoo will not give one.
@@ -238,7 +242,12 @@ impl Yahoo {
         let ctx = ErrorContext::new(ProviderKind::Yahoo, "crumb");
         let cookie_reply = self
             .endpoint
-            .get(&ctx, cookie_url(self.endpoint.base_url()), HeaderMap::new())
+            .send(
+                &ctx,
+                cookie_url(&self.endpoint.url(&[])),
+                HeaderMap::new(),
+                None,
+            )
             .await;
         let Some(cookie) = cookie_reply.ok().and_then(|r| cookie_from(&r.headers)) else {
             tracing::info!(
@@ -254,7 +263,7 @@ impl Yahoo {
         let url = self.endpoint.url(&["v1", "test", "getcrumb"]);
         let reply = self
             .endpoint
-            .get(&ctx, url, cookie_headers(&session))
+            .send(&ctx, url, cookie_headers(&session), None)
             .await
             .ok()?;
         match crumb_from(reply.status, &reply.body) {
