@@ -17,8 +17,9 @@ use crate::local_http;
 #[derive(Debug, Clone, clap::Args)]
 #[command(
     after_help = "Point a worker or daemon at it with PRICEKEEPER_YAHOO_URL, \
-    PRICEKEEPER_BINANCE_URL and PRICEKEEPER_COINGECKO_URL set to the URL it prints. \
-    It lists AAPL, NVDA, MSFT, VOD, SPY, BTC, ETH and XMR (sql/demo_catalog.sql). \
+    PRICEKEEPER_BINANCE_URL and PRICEKEEPER_COINGECKO_URL set to the URL it prints, \
+    and the chains kept to those three (PRICEKEEPER_CRYPTO_CHAIN=binance,coingecko,yahoo, \
+    PRICEKEEPER_FX_CHAIN=yahoo). It lists AAPL, NVDA, MSFT, VOD, SPY, BTC, ETH and XMR (sql/demo_catalog.sql). \
     Prices are a deterministic random walk through the day it started."
 )]
 pub struct MarketArgs {

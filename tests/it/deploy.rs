@@ -223,6 +223,9 @@ async fn a_worker_and_a_daemon_on_the_market_subcommand_serve_every_metric_alert
         ("PRICEKEEPER_YAHOO_URL", &market_url),
         ("PRICEKEEPER_BINANCE_URL", &market_url),
         ("PRICEKEEPER_COINGECKO_URL", &market_url),
+        // The market answers as those three only.
+        ("PRICEKEEPER_CRYPTO_CHAIN", "binance,coingecko,yahoo"),
+        ("PRICEKEEPER_FX_CHAIN", "yahoo"),
         ("PRICEKEEPER_YAHOO_RATE", "1200/min"),
         ("PRICEKEEPER_COINGECKO_RATE", "300/min"),
         // The market's 429s and 5xx are waited out in a second, not minutes.
