@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use chrono::Utc;
 use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
 
 use crate::config::Settings;
 use crate::ops::Thresholds;
@@ -45,7 +44,7 @@ pub async fn connect_existing(settings: &Settings) -> Result<PgPool, sqlx::Error
     let schema = crate::db::schema::prepare(&options, settings.db.schema.as_deref())
         .await
         .map_err(|e| sqlx::Error::Configuration(e.to_string().into()))?;
-    PgPoolOptions::new()
+    crate::db::nodelay::pool_options()
         .max_connections(2)
         .acquire_timeout(settings.db.db_connect_timeout.max(Duration::from_secs(1)))
         .connect_with(crate::db::schema::in_schema(&options, &schema))

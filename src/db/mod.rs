@@ -5,11 +5,12 @@
 use std::time::{Duration, Instant};
 
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, Executor, PgConnection, PgPool};
 
 pub mod assets;
 pub mod budget;
+pub mod nodelay;
 pub mod schema;
 
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
@@ -82,7 +83,7 @@ pub async fn connect(
             }
         }
     }
-    PgPoolOptions::new()
+    nodelay::pool_options()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(30))
         .connect_with(options.clone())

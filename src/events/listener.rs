@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::PgPool;
-use sqlx::postgres::{PgListener, PgPoolOptions};
+use sqlx::postgres::PgListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -71,7 +71,7 @@ async fn subscribe(pool: &PgPool, channel: &str) -> Result<PgListener, sqlx::Err
 /// A pool of one connection with `pool`'s options, for one long-lived
 /// LISTEN (what `PgListener::connect` does for a URL).
 pub fn dedicated(pool: &PgPool) -> PgPool {
-    PgPoolOptions::new()
+    crate::db::nodelay::pool_options()
         .max_connections(1)
         .max_lifetime(None)
         .idle_timeout(None)

@@ -16,6 +16,7 @@ mod cli;
 mod daemon_cli;
 mod daemon_failover;
 mod daemon_tick;
+mod db_sockets;
 mod demo;
 mod demo_market;
 mod deploy;
