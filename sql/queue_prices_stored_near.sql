@@ -1,4 +1,4 @@
--- Whether any bar is already stored near the incoming ones (src/queue/store.rs):
+-- Whether any bar is already stored near the incoming ones (src/queue/store/bars.rs):
 -- one index range scan per asset and interval over the span of its
 -- incoming bars, widened by 12 hours for daily bars (the same-date rule of
 -- queue_replace_daily.sql). When none is, the bars can be copied straight

@@ -1,4 +1,4 @@
--- One daily bar per asset and trading date (src/queue/store.rs), run just
+-- One daily bar per asset and trading date (src/queue/store/bars.rs), run just
 -- before the upsert of the staged bars: a stored daily bar less than 12
 -- hours from an incoming one, at another instant, is the same trading date
 -- stamped differently (Yahoo's live bar at its last trade time, a session

@@ -1,4 +1,4 @@
--- The staging table of the bar write path (src/queue/store.rs): filled by
+-- The staging table of the bar write path (src/queue/store/bars.rs): filled by
 -- COPY, read by queue_replace_daily.sql and queue_upsert_prices.sql,
 -- emptied at commit. Sent as one simple query; the setting keeps the
 -- "already exists" notice of every later batch out of the logs.

@@ -1,4 +1,4 @@
--- Record the splits and dividends of completed jobs (src/queue/store.rs)
+-- Record the splits and dividends of completed jobs (src/queue/store/mod.rs)
 -- and put stored bars back on one scale: daily bars dated before a split
 -- seen here for the first time, and fetched before that split took effect,
 -- are on the old scale (Yahoo adjusts OHLC as of the fetch). Their range is

@@ -1,4 +1,4 @@
--- Store bars (src/queue/store.rs) from the staging table, keys unique in
+-- Store bars (src/queue/store/bars.rs) from the staging table, keys unique in
 -- it. A bar already stored with the same values is not rewritten (no new
 -- row version, fetched_at kept), so re-running a range changes nothing; a
 -- corrected bar (adj_close drifts after a dividend) is.
