@@ -16,7 +16,7 @@ use super::{BenchError, Scratch, round3};
 use crate::config::Settings;
 use crate::db::assets::{Asset, AssetType};
 use crate::providers::{Bar, Interval, ProviderKind};
-use crate::queue::store::upsert_prices;
+use crate::queue::store::{DIRECT_COPY, copy_text, upsert_prices};
 use crate::queue::{ClaimedJob, Completion, JobId};
 
 #[derive(Debug, clap::Args)]
@@ -65,19 +65,17 @@ pub async fn run(settings: &Settings, args: &IngestBench) -> Result<IngestReport
 async fn measure(pool: &PgPool, args: &IngestBench) -> Result<IngestReport, BenchError> {
     let jobs = jobs(pool, args.assets).await?;
     let rows: usize = jobs.iter().map(|(_, c)| c.bars.len()).sum();
-    let copy_text = copy_text(&jobs);
+    let copy_text = {
+        let refs: Vec<(&ClaimedJob, &Completion)> = jobs.iter().map(|(j, c)| (j, c)).collect();
+        copy_text(&refs)
+    };
     let corrected = corrected(&jobs);
     let mut rounds = Vec::new();
     for _ in 0..args.rounds {
         empty(pool).await?;
         let started = Instant::now();
         let mut conn = pool.acquire().await?;
-        let mut copy = conn
-            .copy_in_raw(
-                "COPY asset_prices (asset_id, interval, ts, open, high, low, close, adj_close,
-                                    volume, currency, source, flags) FROM STDIN",
-            )
-            .await?;
+        let mut copy = conn.copy_in_raw(DIRECT_COPY).await?;
         copy.send(copy_text.as_bytes()).await?;
         copy.finish().await?;
         drop(conn);
@@ -233,27 +231,4 @@ async fn jobs(pool: &PgPool, n: usize) -> Result<Vec<(ClaimedJob, Completion)>, 
             (job, completion)
         })
         .collect())
-}
-
-/// The rows in COPY's text format.
-fn copy_text(jobs: &[(ClaimedJob, Completion)]) -> String {
-    let opt = |d: Option<Decimal>| d.map_or("\\N".to_owned(), |d| d.to_string());
-    let mut text = String::new();
-    for (job, completion) in jobs {
-        for bar in &completion.bars {
-            text.push_str(&format!(
-                "{}\t1d\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\tyahoo\t{{}}\n",
-                job.asset.id,
-                bar.ts.to_rfc3339(),
-                opt(bar.open),
-                opt(bar.high),
-                opt(bar.low),
-                bar.close,
-                opt(bar.adj_close),
-                opt(bar.volume),
-                bar.currency.as_deref().unwrap_or("\\N"),
-            ));
-        }
-    }
-    text
 }

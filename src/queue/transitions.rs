@@ -119,6 +119,13 @@ pub struct Finished {
     pub outcome: Outcome,
 }
 
+impl Finished {
+    /// Whether writing it takes more than the status change.
+    pub fn stores_bars(&self) -> bool {
+        matches!(&self.outcome, Outcome::Complete(c) if c.stores_anything())
+    }
+}
+
 /// What [`finish_jobs`] wrote.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Written {
@@ -321,7 +328,7 @@ async fn reidentified_since_claim(
 ) -> Result<HashSet<JobId>, sqlx::Error> {
     let storing: Vec<&ClaimedJob> = finished
         .iter()
-        .filter(|f| matches!(&f.outcome, Outcome::Complete(c) if c.stores_anything()))
+        .filter(|f| f.stores_bars())
         .map(|f| &f.job)
         .collect();
     if storing.is_empty() {

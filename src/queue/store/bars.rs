@@ -11,10 +11,20 @@ use crate::providers::Bar;
 use crate::queue::{ClaimedJob, Completion};
 
 const STAGE: &str = include_str!("../../../sql/queue_stage_prices.sql");
-const STAGE_COPY: &str = "COPY pricekeeper_bars_stage (asset_id, interval, ts, open, high, low, \
-     close, adj_close, volume, currency, source, flags) FROM STDIN";
-const DIRECT_COPY: &str = "COPY asset_prices (asset_id, interval, ts, open, high, low, \
-     close, adj_close, volume, currency, source, flags) FROM STDIN";
+/// The columns every COPY of bars sends, in [`copy_row`]'s order.
+macro_rules! copy_bars_into {
+    ($table:literal) => {
+        concat!(
+            "COPY ",
+            $table,
+            " (asset_id, interval, ts, open, high, low, close, adj_close, volume, currency, \
+             source, flags) FROM STDIN"
+        )
+    };
+}
+const STAGE_COPY: &str = copy_bars_into!("pricekeeper_bars_stage");
+/// COPY of [`copy_text`]'s rows straight into `asset_prices`.
+pub(crate) const DIRECT_COPY: &str = copy_bars_into!("asset_prices");
 const STORED_NEAR: &str = include_str!("../../../sql/queue_prices_stored_near.sql");
 const UPSERT_PRICES: &str = include_str!("../../../sql/queue_upsert_prices.sql");
 const REPLACE_DAILY: &str = include_str!("../../../sql/queue_replace_daily.sql");
@@ -126,6 +136,16 @@ async fn copy_rows(
     copy.send(text.as_bytes()).await?;
     copy.finish().await?;
     Ok(())
+}
+
+/// The bars of `completed` in COPY's text format, as the write path sends
+/// them (for `bench ingest`'s plain COPY of the same rows).
+pub(crate) fn copy_text(completed: &[(&ClaimedJob, &Completion)]) -> String {
+    let mut text = String::new();
+    for ((asset_id, interval, ts), bar, source) in unique_rows(completed) {
+        copy_row(&mut text, asset_id, interval, ts, bar, source);
+    }
+    text
 }
 
 /// Bytes sent to COPY at a time.

@@ -16,6 +16,7 @@ use crate::providers::CorporateEvent;
 mod bars;
 
 pub use bars::upsert_prices;
+pub(crate) use bars::{DIRECT_COPY, copy_text};
 
 const STORE_ACTIONS: &str = include_str!("../../../sql/queue_store_actions.sql");
 

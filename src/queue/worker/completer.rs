@@ -62,7 +62,7 @@ pub(super) async fn completer<B: JobBody>(inner: Arc<Inner<B>>, mut results: mps
         if results.recv_many(&mut batch, MAX_FLUSH).await == 0 {
             break;
         }
-        if !batch.iter().any(|d| d.bars_held.is_some()) {
+        if !holds_bars(&batch) {
             // A status-only write is one cheap statement: one at a time, so
             // it never competes with the claims for the database.
             while writing.join_next().await.is_some() {}
@@ -70,9 +70,7 @@ pub(super) async fn completer<B: JobBody>(inner: Arc<Inner<B>>, mut results: mps
         // While another batch is being written, gather a full one before
         // starting the next: small writes side by side cost more than they
         // save.
-        let full = inner
-            .config
-            .flush_size(batch.iter().any(|d| d.bars_held.is_some()));
+        let full = inner.config.flush_size(holds_bars(&batch));
         while !writing.is_empty() && batch.len() < full {
             let room = full - batch.len();
             tokio::select! {
@@ -93,19 +91,21 @@ pub(super) async fn completer<B: JobBody>(inner: Arc<Inner<B>>, mut results: mps
     while writing.join_next().await.is_some() {}
 }
 
+/// Whether some outcome in `batch` stores bars.
+fn holds_bars(batch: &[Done]) -> bool {
+    batch.iter().any(|d| d.bars_held.is_some())
+}
+
 /// Whether writing `batch` takes more than status changes.
 fn stores_bars(batch: &[Finished]) -> bool {
-    batch
-        .iter()
-        .any(|f| matches!(&f.outcome, Outcome::Complete(c) if c.stores_anything()))
+    batch.iter().any(Finished::stores_bars)
 }
 
 impl<B: JobBody> Inner<B> {
     /// Wraps an outcome for the completer, waiting for a permit first if it
     /// stores bars.
     pub(super) async fn hand_over(&self, finished: Finished) -> Done {
-        let stores = matches!(&finished.outcome, Outcome::Complete(c) if c.stores_anything());
-        let held = match stores {
+        let held = match finished.stores_bars() {
             true => self.bars_waiting.clone().acquire_owned().await.ok(),
             false => None,
         };
