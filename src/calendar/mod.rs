@@ -13,7 +13,7 @@ pub mod closures;
 mod dates;
 mod xetr;
 mod xlon;
-mod xnys;
+pub(crate) mod xnys;
 
 #[cfg(test)]
 mod tests;
@@ -269,7 +269,7 @@ fn hm(hour: u32, minute: u32) -> NaiveTime {
 /// A wall-clock time of a day in `tz` as a UTC instant. Exchange hours never
 /// fall in a DST gap or fold; should one ever, the earlier reading wins and
 /// a gap is crossed forward.
-fn at(tz: Tz, date: NaiveDate, time: NaiveTime) -> DateTime<Utc> {
+pub(crate) fn at(tz: Tz, date: NaiveDate, time: NaiveTime) -> DateTime<Utc> {
     let local = date.and_time(time);
     tz.from_local_datetime(&local)
         .earliest()

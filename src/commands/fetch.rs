@@ -106,10 +106,10 @@ pub async fn fetch(args: FetchArgs) -> ExitCode {
 
 /// A keyed provider asked for without its key is a usage error (exit 2).
 fn check_enabled(providers: &Providers, kind: ProviderKind) -> Result<(), ExitCode> {
-    if providers.enabled(kind) {
+    // Only keyed providers can be disabled, and each has its variable.
+    let Some(var) = kind.key_var().filter(|_| !providers.enabled(kind)) else {
         return Ok(());
-    }
-    let var = kind.key_var().unwrap_or("its API key");
+    };
     eprintln!(
         "error: --provider {kind} needs {var}; set it (environment or --{})",
         var.to_ascii_lowercase().replace('_', "-")

@@ -27,14 +27,13 @@ use super::batch::in_batches;
 use super::checks::{check_request, check_row_count, max_rows};
 use super::error::{ErrorContext, ProviderError};
 use super::http::{Call, Endpoint, EndpointConfig, Reply, classify, history_body_cap, snippet};
-use super::keyed::{ApiKey, assemble_us, require, scrub, session_open};
+use super::keyed::{ApiKey, assemble_us, call_with_key, session_open};
 use super::kind::ProviderKind;
 use super::provider::Provider;
 use super::rate_limit::RateLimiter;
 use super::symbol;
 
 const INTERVALS: &[Interval] = &[Interval::D1];
-const KEY_VAR: &str = "FMP_API_KEY";
 /// Symbols per quote request (they travel in the path).
 const QUOTE_BATCH: usize = 100;
 
@@ -68,14 +67,8 @@ impl Fmp {
         query: &[(&str, String)],
         max_body: Option<usize>,
     ) -> Result<Reply, ProviderError> {
-        let key = require(&self.key, ctx, KEY_VAR)?;
-        let mut query = query.to_vec();
-        query.push(("apikey", key.expose().to_owned()));
-        let call = Call::new(path, &query).at_most(max_body);
-        self.endpoint
-            .call(ctx, call, judge)
-            .await
-            .map_err(|e| scrub(e, key))
+        let call = Call::new(path, query).at_most(max_body);
+        call_with_key(&self.endpoint, &self.key, ctx, call, judge).await
     }
 
     async fn quote_batch(&self, batch: &[String], out: &mut Quotes) -> Result<(), ProviderError> {
@@ -198,7 +191,10 @@ fn judge(ctx: &ErrorContext, reply: &Reply) -> Option<ProviderError> {
             Some(if message.starts_with("Limit Reach") || status == 429 {
                 ctx.rate_limited(reply.retry_after(), text)
             } else if status == 401 || status == 403 || message.contains("API KEY") {
-                ctx.refused(format!("{text}; check {KEY_VAR}"))
+                ctx.refused(format!(
+                    "{text}; check {}",
+                    ctx.provider.key_var().unwrap_or_default()
+                ))
             } else if reply.status.is_success() {
                 ctx.not_found(text)
             } else {

@@ -14,11 +14,13 @@
 use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use chrono_tz::Europe::Berlin;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::Value;
+
+use crate::calendar;
 
 use super::assemble::assemble;
 use super::bar::{BarFlag, History, Interval, Quote, Quotes, RawBar, RowReader, decimal_from_f64};
@@ -218,11 +220,8 @@ pub fn split_pair(ctx: &ErrorContext, symbol: &str) -> Result<(String, String), 
 
 /// When the ECB sets the rates of `date`: about 16:00 in Frankfurt.
 fn fixing_time(date: NaiveDate) -> DateTime<Utc> {
-    let at = date.and_time(NaiveTime::from_hms_opt(16, 0, 0).unwrap_or(NaiveTime::MIN));
-    Berlin
-        .from_local_datetime(&at)
-        .earliest()
-        .map_or_else(|| at.and_utc(), |t| t.with_timezone(&Utc))
+    const FIXING: NaiveTime = NaiveTime::from_hms_opt(16, 0, 0).unwrap();
+    calendar::at(Berlin, date, FIXING)
 }
 
 /// The shared status classification, with Frankfurter's `{"message": …}`.

@@ -8,12 +8,15 @@
 
 use std::fmt;
 
-use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::America::New_York;
+
+use crate::calendar;
 
 use super::assemble::assemble;
 use super::bar::{History, Interval, RawBar};
 use super::error::{ErrorContext, ProviderError};
+use super::http::{Call, Endpoint, Reply};
 
 /// An API key. Its `Debug` shows `***`.
 #[derive(Clone, PartialEq, Eq)]
@@ -39,13 +42,36 @@ impl ApiKey {
 }
 
 /// The key of a client, or the refusal to send anything without one.
-pub fn require<'a>(
-    key: &'a Option<ApiKey>,
+fn require<'a>(key: &'a Option<ApiKey>, ctx: &ErrorContext) -> Result<&'a ApiKey, ProviderError> {
+    key.as_ref().ok_or_else(|| {
+        ctx.refused(format!(
+            "{} is not set; this provider needs a key",
+            ctx.provider.key_var().unwrap_or_default()
+        ))
+    })
+}
+
+/// A request of a keyed provider: `call` on `endpoint` with the key as the
+/// `apikey` parameter (both keyed providers name it so), refused unsent
+/// without a key, and the key scrubbed out of any error.
+pub async fn call_with_key(
+    endpoint: &Endpoint,
+    key: &Option<ApiKey>,
     ctx: &ErrorContext,
-    var: &str,
-) -> Result<&'a ApiKey, ProviderError> {
-    key.as_ref()
-        .ok_or_else(|| ctx.refused(format!("{var} is not set; this provider needs a key")))
+    call: Call<'_>,
+    judge: impl FnOnce(&ErrorContext, &Reply) -> Option<ProviderError>,
+) -> Result<Reply, ProviderError> {
+    let key = require(key, ctx)?;
+    let mut query = call.query.to_vec();
+    query.push(("apikey", key.expose().to_owned()));
+    let call = Call {
+        query: &query,
+        ..call
+    };
+    endpoint
+        .call(ctx, call, judge)
+        .await
+        .map_err(|e| scrub(e, key))
 }
 
 /// `error` with every occurrence of the key replaced by `***`.
@@ -69,11 +95,7 @@ pub fn scrub(error: ProviderError, key: &ApiKey) -> ProviderError {
 
 /// 09:30 in New York on `date`: where US daily bars start.
 pub fn session_open(date: NaiveDate) -> DateTime<Utc> {
-    let open = date.and_time(NaiveTime::from_hms_opt(9, 30, 0).unwrap_or(NaiveTime::MIN));
-    New_York
-        .from_local_datetime(&open)
-        .earliest()
-        .map_or_else(|| open.and_utc(), |t| t.with_timezone(&Utc))
+    calendar::at(New_York, date, calendar::xnys::OPEN)
 }
 
 /// A US listing's history from its rows: priced in USD, dated in New York.
@@ -109,7 +131,7 @@ mod tests {
             e.to_string(),
             "fmp AAPL: refused: HTTP 401: key *** is invalid"
         );
-        let missing = require(&None, &ctx, "FMP_API_KEY").unwrap_err();
+        let missing = require(&None, &ctx).unwrap_err();
         assert!(missing.to_string().contains("FMP_API_KEY is not set"));
     }
 

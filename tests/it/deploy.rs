@@ -5,7 +5,7 @@
 //! (`deploy/grafana/dashboards/pricekeeper.json`) query is in a scrape of a
 //! running worker and daemon after they did some work. The dashboard's
 //! queries must also parse as PromQL (promtool checks them as rules).
-//! `.ci/check-deploy` checks the files themselves (promtool, YAML, schemas).
+//! `.ci/check_deploy.py` checks the files themselves (promtool, YAML, schemas).
 
 use crate::common;
 use crate::events_common::trade;
@@ -283,6 +283,7 @@ async fn a_worker_and_a_daemon_on_the_market_subcommand_serve_every_metric_alert
     // A tick is counted when it is written: scrape until both processes
     // show what they did, then say what is still missing.
     let mut missing = BTreeSet::new();
+    let mut ticked = false;
     let (mut worker_scrape, mut daemon_scrape) = (String::new(), String::new());
     let start = tokio::time::Instant::now();
     while start.elapsed() < DEADLINE {
@@ -293,7 +294,7 @@ async fn a_worker_and_a_daemon_on_the_market_subcommand_serve_every_metric_alert
             .cloned()
             .collect();
         missing = wanted.difference(&scraped).cloned().collect();
-        let ticked = daemon_scrape
+        ticked = daemon_scrape
             .lines()
             .any(|l| l.starts_with("pricekeeper_daemon_ticks_total") && !l.ends_with(" 0"));
         if missing.is_empty() && ticked {
@@ -306,6 +307,7 @@ async fn a_worker_and_a_daemon_on_the_market_subcommand_serve_every_metric_alert
         "queried by the alerts or the dashboard but in no scrape: {missing:?}\n\
          worker:\n{worker_scrape}\ndaemon:\n{daemon_scrape}"
     );
+    assert!(ticked, "no daemon tick counted:\n{daemon_scrape}");
     // What the kubelet, Prometheus and Docker will ask, both processes
     // answer (a wrong probe path would restart every pod).
     let paths = probed_paths();
