@@ -164,6 +164,17 @@ impl Provider for AlphaVantage {
     }
 }
 
+/// The fields Alpha Vantage answers with, HTTP 200, in place of data.
+#[derive(Debug, Deserialize)]
+struct Says {
+    #[serde(rename = "Error Message")]
+    error: Option<Value>,
+    #[serde(rename = "Note")]
+    note: Option<Value>,
+    #[serde(rename = "Information")]
+    information: Option<Value>,
+}
+
 /// Alpha Vantage's judge: its answers are HTTP 200 whatever happened, with
 /// `Error Message` (not found), `Note` (per-minute throttling) or
 /// `Information` (the daily quota; or a premium-only option, which no
@@ -172,12 +183,9 @@ fn judge(ctx: &ErrorContext, reply: &Reply) -> Option<ProviderError> {
     if !reply.status.is_success() {
         return Some(classify(ctx, reply));
     }
-    if reply.body.len() > 64 * 1024 {
-        return None;
-    }
-    let body: Map<String, Value> = serde_json::from_slice(&reply.body).ok()?;
-    let said = |key: &str| body.get(key).map(|v| snippet(v.to_string().as_bytes()));
-    if let Some(message) = said("Error Message") {
+    let says: Says = reply.error_fields()?;
+    let said = |v: Option<Value>| v.map(|v| snippet(v.to_string().as_bytes()));
+    if let Some(message) = said(says.error) {
         return Some(if message.contains("apikey") {
             ctx.refused(format!(
                 "HTTP 200: {message}; check {}",
@@ -187,13 +195,13 @@ fn judge(ctx: &ErrorContext, reply: &Reply) -> Option<ProviderError> {
             ctx.not_found(format!("HTTP 200: {message}"))
         });
     }
-    if let Some(message) = said("Note") {
+    if let Some(message) = said(says.note) {
         return Some(ctx.rate_limited(
             Some(Duration::from_secs(60)),
             format!("HTTP 200: {message}"),
         ));
     }
-    let message = said("Information")?;
+    let message = said(says.information)?;
     // The daily-limit text also names the premium plans: the quota is
     // read first.
     Some(

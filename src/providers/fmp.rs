@@ -17,7 +17,6 @@ use async_trait::async_trait;
 use chrono::{NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::Deserialize;
-use serde_json::Value;
 
 use super::bar::{
     History, Interval, Quote, Quotes, RawBar, RowReader, decimal_from_f64, decimal_from_volume,
@@ -177,13 +176,17 @@ impl Provider for Fmp {
     }
 }
 
+/// What FMP says went wrong, when it says it.
+#[derive(Debug, Deserialize)]
+struct ErrorMessage {
+    #[serde(rename = "Error Message")]
+    message: Option<String>,
+}
+
 /// FMP's judge: `{"Error Message": …}` says what went wrong, whatever the
 /// status: "Limit Reach" is the daily quota, "Invalid API KEY" a refusal.
 fn judge(ctx: &ErrorContext, reply: &Reply) -> Option<ProviderError> {
-    let said = (reply.body.len() < 64 * 1024)
-        .then(|| serde_json::from_slice::<Value>(&reply.body).ok())
-        .flatten()
-        .and_then(|v| v.get("Error Message")?.as_str().map(str::to_owned));
+    let said = reply.error_fields::<ErrorMessage>().and_then(|e| e.message);
     let status = reply.status.as_u16();
     match said {
         Some(message) => {

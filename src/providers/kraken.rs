@@ -228,11 +228,7 @@ fn judge(ctx: &ErrorContext, reply: &Reply) -> Option<ProviderError> {
 
 /// The `error` list of a small JSON reply, if it has one that is not empty.
 fn error_list(reply: &Reply) -> Option<Vec<String>> {
-    // Error answers are tiny; a history body is not searched twice.
-    if reply.body.len() > 64 * 1024 {
-        return None;
-    }
-    let envelope: ErrorsOnly = serde_json::from_slice(&reply.body).ok()?;
+    let envelope: ErrorsOnly = reply.error_fields()?;
     let errors: Vec<String> = envelope
         .error
         .iter()

@@ -19,7 +19,20 @@ pub struct Reply {
     pub body: Vec<u8>,
 }
 
+/// Error answers are tiny: a larger body is not read for one, so a
+/// history is never parsed twice.
+const ERROR_BODY_MAX: usize = 64 * 1024;
+
 impl Reply {
+    /// The error fields `T` of a small JSON body (only they are built), or
+    /// None for a large body or one of another shape. For the judges of
+    /// providers that answer errors inside a 200 or beside the status.
+    pub fn error_fields<T: serde::de::DeserializeOwned>(&self) -> Option<T> {
+        (self.body.len() <= ERROR_BODY_MAX)
+            .then(|| serde_json::from_slice(&self.body).ok())
+            .flatten()
+    }
+
     /// Parses the body as JSON of shape `T`. A body that is not JSON at all
     /// (empty, HTML, cut short) is unreadable, often a passing fault of
     /// something in between; JSON of another shape is bad data.
